@@ -1,0 +1,30 @@
+"""temzoo app: the router and the shared sidebar. No compute here; every page is widgets -> one temzoo call -> render."""
+
+import streamlit as st
+
+from ui import state
+from ui.sidebar import render_sidebar
+
+st.set_page_config(page_title="temzoo", page_icon=":material/biotech:", layout="wide")
+state.init()
+
+PAGES = {
+    "Data": [
+        st.Page("pages/load.py", title="Load", icon=":material/upload_file:", default=True),
+        st.Page("pages/label.py", title="Label", icon=":material/brush:"),
+    ],
+    "Models": [
+        st.Page("pages/zoo.py", title="Zoo", icon=":material/pets:"),
+        st.Page("pages/segment.py", title="Segment", icon=":material/grain:"),
+        st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/share.py", title="Share", icon=":material/cloud_upload:"),
+    ],
+    "Learn": [
+        st.Page("pages/teach.py", title="Teach", icon=":material/school:"),
+    ],
+}
+
+nav = st.navigation(PAGES)
+render_sidebar()
+nav.run()

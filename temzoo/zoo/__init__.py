@@ -1,0 +1,1 @@
+"""The model zoo: checkpoint format (Hub layout + temzoo.json), registry, sources and loading."""
