@@ -10,3 +10,14 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
     )
+
+
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+
+
+def page_file(name: str) -> str:
+    """Absolute path of ``pages/<name>.py`` (AppTest resolves relative paths against the calling test file)."""
+    return str(REPO / "pages" / f"{name}.py")
