@@ -1,6 +1,109 @@
-"""Finetune page (placeholder)."""
+"""Fine-tune page: pick a labelled set, a base model, a strategy and a budget; start a background job; watch it learn.
+
+The job runs in its own process (temzoo.train.jobs); this page only reads its folder. Curves refresh every 2 s
+through a fragment, and only while the job is queued or running.
+"""
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.title("Finetune")
-st.info("This page is coming in a later version of temzoo.")
+from temzoo.errors import TemzooError
+from temzoo.train import jobs
+from temzoo.train.config import TrainConfig
+from ui import jobs as uj
+from ui import session, state
+
+JOB_KEY = "ft_job"
+
+st.title("Fine-tune")
+st.caption("Teach a zoo model your images: a few labelled micrographs, a strategy, a few minutes. "
+           "The job runs in the background (one at a time on the GPU, queued otherwise); you can leave this page.")
+root = session.jobs_root()
+left, right = st.columns([1, 2], gap="large")
+
+with left:
+    folder, set_px = uj.set_picker("ft")
+    base = uj.base_picker("ft")
+    strategy = uj.strategy_picker("ft")
+    opts = uj.budget_inputs("ft")
+    opts["pixel_size_nm"] = opts["pixel_size_nm"] or set_px
+    name = st.text_input("Name of the result in your zoo", key="ft_name", placeholder="e.g. uo2-boundaries-v1")
+    if st.button("Start fine-tuning", type="primary", disabled=folder is None, key="ft_start"):
+        try:
+            cfg = TrainConfig(images=str(folder / "images"), masks=str(folder / "masks"), base=base,
+                              strategy=strategy, **opts).validate()
+            handle = jobs.submit(cfg, root=root, name=name.strip() or None)
+            st.session_state[JOB_KEY] = str(handle.dir)
+            st.toast(f"Job {handle.id} queued")
+        except TemzooError as err:
+            st.error(str(err))
+
+
+def _label(d: str) -> str:
+    # Stable text (no state in it): a selectbox keeps its choice by the option's label.
+    s = jobs.status(d)
+    text = f"{s.name} · {jobs.read_config(d).get('strategy', '?')}"
+    return text if s.id in s.name else f"{text} · {s.id}"
+
+
+def _panel(d: str, was_active: bool) -> None:
+    s = jobs.status(d)
+    if was_active and not s.active:
+        st.rerun()  # finished: redraw the whole page once, which also stops the polling
+    cfg = jobs.read_config(d)
+    recs = jobs.read_metrics(d)
+    f1s = [r["val_f1"] for r in recs if isinstance(r.get("val_f1"), (int, float))]
+    c = st.columns(4)
+    c[0].metric("State", s.state)
+    c[1].metric("Epochs", len(recs))
+    c[2].metric("Best val F1", f"{max(f1s):.3f}" if f1s else "–")
+    c[3].metric("Time left" if s.active else "Ran for",
+                uj.fmt_seconds(jobs.eta_seconds(d)) if s.active else uj.fmt_seconds(
+                    (s.finished - s.started) if s.finished and s.started else None))
+    st.caption(f"Device: {s.device or 'not started yet'} · base {cfg.get('base')} · strategy {cfg.get('strategy')} · "
+               f"batch {s.batch_size} · job {s.id}")
+    if s.state == "running":
+        if cfg.get("minutes") and s.started:
+            import time
+
+            frac = (time.time() - s.started) / (float(cfg["minutes"]) * 60)
+        else:
+            frac = len(recs) / max(int(cfg.get("epochs") or 1), 1)
+        st.progress(min(max(frac, 0.0), 1.0))
+    if recs:
+        st.plotly_chart(uj.metrics_figure({s.name: recs}), width="stretch", key=f"ft_fig_{s.id}")
+    elif s.active:
+        st.info("Waiting for the first epoch…" if s.state == "running" else "Queued: another job is using the device.")
+    if s.error:
+        (st.warning if s.state in ("interrupted", "cancelled") else st.error)(s.error)
+    b = st.columns(3)
+    if s.active and b[0].button("Cancel", key=f"ft_cancel_{s.id}"):
+        jobs.cancel(d)
+        st.toast("Cancelling at the next step…")
+    if s.resumable and b[1].button("Resume", key=f"ft_resume_{s.id}"):
+        try:
+            jobs.resume(d)
+            st.rerun()
+        except TemzooError as err:
+            st.error(str(err))
+    if s.state == "done" and s.result:
+        st.success(f"Saved to your zoo: {s.result}")
+        if b[2].button("Use this model", type="primary", key=f"ft_use_{s.id}"):
+            state.set(state.MODEL_ID, s.result)
+            st.rerun()
+    with st.expander("Log"):
+        st.code(jobs.read_log(d) or "(empty)", language=None)
+
+
+with right:
+    all_jobs = jobs.list_jobs(root)
+    if not all_jobs:
+        st.info("No jobs yet: choose a labelled set and start one.")
+    else:
+        dirs = [s.dir for s in reversed(all_jobs)]  # newest first
+        if st.session_state.get(JOB_KEY) not in dirs:
+            st.session_state[JOB_KEY] = dirs[0]
+        current = st.selectbox("Job", dirs, key=JOB_KEY, format_func=_label)
+        active = jobs.status(current).active
+        st.fragment(run_every=2.0 if active else None)(_panel)(current, active)

@@ -1,6 +1,100 @@
-"""Label page (placeholder)."""
+"""Label page: draw masks on the current micrograph, or upload masks / COCO / YOLO-seg labels; see the labelled set.
+
+Labels go to this session's own folder (images/ + masks/ PNG pairs), which the Fine-tune and Compare pages train on.
+"""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from temzoo.errors import TemzooError
+from temzoo.train import labelset
+from ui import label as ul
+from ui import session, state
+
+CANVAS_N = "label_canvas_n"  # bumped after each save so the next drawing starts on a fresh canvas
+
 st.title("Label")
-st.info("This page is coming in a later version of temzoo.")
+labels = session.labels_dir()
+draw_tab, upload_tab, set_tab = st.tabs(["Draw", "Upload", "Labelled set"])
+
+with draw_tab:
+    mg = state.get(state.MICROGRAPH)
+    if mg is None:
+        st.info("Load a micrograph on the Load page to draw on it, or upload image/mask pairs in the Upload tab.")
+    else:
+        frame = mg.frame(min(int(state.get(state.FRAME) or 0), mg.n_frames - 1))
+        h, w = frame.shape[:2]
+        dw, dh = ul.display_size((h, w))
+        c1, c2, c3 = st.columns([2, 1, 2])
+        tool = c1.radio("Tool", ["Brush", "Eraser", "Polygon", "Rectangle"], horizontal=True, key="label_tool",
+                        help="Red adds to the mask, blue (eraser) removes. Close a polygon by clicking its first point.")
+        size = c2.slider("Brush size", 1, 80, 14, key="label_brush")
+        start = c3.selectbox("Start from", ["Empty mask", "Threshold: bright features", "Threshold: dark features"],
+                             key="label_start", help="An automatic starting mask to correct with brush and eraser.")
+        base = None if start == "Empty mask" else labelset.threshold_mask(frame, invert="dark" in start)
+        from streamlit_drawable_canvas import st_canvas
+
+        color = ul.ERASE_RGBA if tool == "Eraser" else ul.LABEL_RGBA
+        result = st_canvas(
+            fill_color=color, stroke_color=color, stroke_width=size if tool in ("Brush", "Eraser") else 2,
+            background_image=ul.overlay(frame, base, (dw, dh)), width=dw, height=dh,
+            drawing_mode={"Brush": "freedraw", "Eraser": "freedraw", "Polygon": "polygon", "Rectangle": "rect"}[tool],
+            return_image_data=True, key=f"label_canvas_{st.session_state.get(CANVAS_N, 0)}",
+        )
+        try:
+            mask = labelset.strokes_to_mask(result.image_data, (h, w), base)
+        except TemzooError as err:
+            st.error(str(err))
+            mask = base if base is not None else None
+        if mask is not None:
+            px = f"{mg.pixel_size_nm:.4g} nm/px" if mg.calibrated else "no pixel size"
+            st.caption(f"Mask: {mask.mean() * 100:.1f} % of {w}x{h} pixels labelled · {px}")
+        name = st.text_input("Name", value=labelset.safe_name(mg.title or mg.source or "image"), key="label_name")
+        if st.button("Add to labelled set", type="primary", key="label_save",
+                     disabled=mask is None or not mask.any()):
+            try:
+                pair = labelset.add_pair(labels, frame, mask, name, mg.pixel_size_nm if mg.calibrated else None,
+                                         source=str(mg.source))
+                st.session_state[CANVAS_N] = st.session_state.get(CANVAS_N, 0) + 1
+                st.success(f"Saved {pair.name} ({len(labelset.list_pairs(labels))} labelled images in this session)")
+            except TemzooError as err:
+                st.error(str(err))
+
+with upload_tab:
+    st.markdown("Upload images with their labels, matched by file name: mask images (0/255 or class index), "
+                "a COCO instances `.json`, or YOLO-seg `.txt` files.")
+    imgs = st.file_uploader("Images", accept_multiple_files=True, key="label_up_images",
+                            type=["png", "jpg", "jpeg", "tif", "tiff", "dm3", "dm4"])
+    labs = st.file_uploader("Labels", accept_multiple_files=True, key="label_up_labels",
+                            type=["png", "jpg", "jpeg", "tif", "tiff", "json", "txt"])
+    px_in = st.number_input("Pixel size (nm, 0 = from the files)", 0.0, 1000.0, 0.0, format="%.4f", key="label_up_px")
+    if st.button("Add uploads", disabled=not imgs or not labs, key="label_up_add"):
+        added, problems = labelset.import_uploads(
+            labels, {f.name: f.getvalue() for f in imgs}, {f.name: f.getvalue() for f in labs}, px_in or None)
+        if added:
+            st.success(f"Added {len(added)} labelled images: {', '.join(p.name for p in added)}")
+        for msg in problems:
+            st.error(msg)
+
+with set_tab:
+    pairs = labelset.list_pairs(labels)
+    px = labelset.common_pixel_size(pairs)
+    st.markdown(f"**{len(pairs)}** labelled images in this session · pixel size "
+                f"{f'{px:.4g} nm' if px else 'not recorded' if pairs else '–'}")
+    cols = st.columns(4)
+    for i, p in enumerate(pairs):
+        with cols[i % 4]:
+            try:
+                st.image(ul.thumbnail(str(p.image), str(p.mask), p.mask.stat().st_mtime), caption=p.name)
+            except (TemzooError, OSError) as err:
+                st.warning(f"{p.name}: {err}")
+            if st.button("Remove", key=f"label_rm_{p.name}"):
+                labelset.remove_pair(labels, p.name)
+                st.rerun()
+    sets = {f"This session's labels ({len(pairs)})": labels, **labelset.find_sets()}
+    current = st.session_state.get(session.LABEL_SET)
+    names = list(sets)
+    idx = next((i for i, n in enumerate(names) if str(sets[n]) == str(current)), 0)
+    pick = st.selectbox("Train on (Fine-tune and Compare pages)", names, index=idx, key="label_train_set")
+    st.session_state[session.LABEL_SET] = str(sets[pick])

@@ -1,6 +1,215 @@
-"""Segment page (placeholder)."""
+"""Segment page: the current micrograph through the current model -- mask, confidence and importance side by side
+(linked zoom), with the numbers, the particle table, downloads, and supervised metrics when a mask is uploaded."""
 
+from __future__ import annotations
+
+import numpy as np
 import streamlit as st
 
+from temzoo import metrics as tzm
+from temzoo.errors import TemzooError
+from temzoo.explain import Band, BandImportance, receptive_field, receptive_field_vs_lattice
+from temzoo.predict import PredictOptions
+from ui import segment as seg
+from ui import state
+
 st.title("Segment")
-st.info("This page is coming in a later version of temzoo.")
+
+mg = state.get(state.MICROGRAPH)
+if mg is None:
+    st.info("No micrograph yet: load one on the Load page first.")
+    st.stop()
+
+# ------------------------------------------------------------------------------------------------------------ model
+current = state.get(state.MODEL_ID) or seg.default_model()
+choices = seg.zoo_choices()
+with st.expander("Model", expanded=current is None):
+    options = list(dict.fromkeys(([current] if current else []) + choices))
+    picked = st.selectbox("Zoo model", options, index=0 if options else None,
+                          placeholder="no zoo model on disk", key="seg_model_pick") if options else None
+    typed = st.text_input("... or a checkpoint folder / Hub repo id", key="seg_model_typed",
+                          placeholder="/path/to/checkpoint or org/name").strip()
+    model_ref = typed or picked
+if not model_ref:
+    st.info("No model chosen: pick one on the Zoo page (or type a checkpoint folder above).")
+    st.stop()
+if model_ref != state.get(state.MODEL_ID):
+    state.set(state.MODEL_ID, model_ref)
+
+try:
+    ck = seg.load_checkpoint(model_ref)
+except TemzooError as err:
+    st.error(str(err))
+    st.stop()
+
+# ---------------------------------------------------------------------------------------------------------- options
+frame = int(state.get(state.FRAME, 0) or 0)
+if mg.n_frames > 1:
+    frame = st.slider("Frame", 0, mg.n_frames - 1, min(frame, mg.n_frames - 1))
+    state.set(state.FRAME, frame)
+c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
+tta = c1.toggle("TTA (x8 flips)", key="seg_tta", help="Average over the 8 rotations/flips; adds a spread map.")
+mc = c2.number_input("MC-dropout passes", 0, 32, 0, key="seg_mc",
+                     help="Monte-Carlo dropout before the head; adds mutual information (model uncertainty).")
+others = [m for m in choices if m != model_ref]
+ensemble = c3.multiselect("Ensemble with", others, key="seg_ensemble",
+                          help="Average with other zoo models; adds their disagreement.") if others else []
+threshold = c4.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="seg_threshold")
+
+opts = PredictOptions(tta=tta, mc_dropout=int(mc), threshold=float(threshold))
+fkey = seg.frame_key(mg, frame)
+pkey = ("predict", fkey, model_ref, tuple(ensemble), seg.options_key(opts))
+
+
+def _predict():
+    from temzoo.confidence import ensemble_predict
+    from temzoo.predict import predict
+
+    bar, cb = seg.progress_bar("Segmenting ...")
+    try:
+        if ensemble:
+            return ensemble_predict([ck] + [seg.load_checkpoint(r) for r in ensemble], mg, opts, cb, frame)
+        return predict(ck, mg, opts, cb, frame=frame)
+    finally:
+        bar.empty()
+
+
+try:
+    pred = seg.cached(pkey, _predict)
+    domain = seg.cached(("domain", fkey, model_ref), lambda: tzm.domain_shift(ck, mg, frame))
+    summary = seg.cached(("summary", pkey), lambda: tzm.unsupervised_metrics(pred))
+except TemzooError as err:
+    st.error(str(err))
+    st.stop()
+
+for w in dict.fromkeys(pred.warnings + domain.warnings):
+    st.warning(w)
+
+# ----------------------------------------------------------------------------------------------------- importance
+h, w = mg.shape
+with st.expander("Feature importance", expanded=True):
+    e1, e2 = st.columns([2, 3])
+    method = e1.selectbox("Method", ["integrated-gradients", "occlusion", "gradcam", "fourier"], key="seg_method",
+                          help="Attributions explain the mean foreground logit of the region; 'fourier' removes one "
+                               "band of spatial periods at a time.")
+    use_fg = e1.checkbox("Region = predicted foreground", value=True, key="seg_use_fg")
+    b = e2.columns(4)
+    y0 = b[0].number_input("top (px)", 0, h - 1, h // 4, key="seg_y0", disabled=use_fg)
+    x0 = b[1].number_input("left (px)", 0, w - 1, w // 4, key="seg_x0", disabled=use_fg)
+    y1 = b[2].number_input("bottom (px)", 1, h, max(y0 + 1, 3 * h // 4), key="seg_y1", disabled=use_fg)
+    x1 = b[3].number_input("right (px)", 1, w, max(x0 + 1, 3 * w // 4), key="seg_x1", disabled=use_fg)
+    box = None if use_fg else (int(y0), int(x0), int(y1), int(x1))
+    ekey = ("explain", pkey, method, box)
+    if st.button("Explain", key="seg_explain", type="primary"):
+        def _explain():
+            from temzoo.explain import explain
+
+            with st.spinner(f"{method} ..."):
+                return explain(ck, mg, method, region=box, frame=frame, prediction=pred)
+
+        try:
+            seg.cached(ekey, _explain)
+        except TemzooError as err:
+            st.error(str(err))
+    expl = seg._cache().get(ekey)
+
+# ------------------------------------------------------------------------------------------------------------ maps
+conf_maps = ["confidence", "entropy"] + [k for k in pred.maps if k != "entropy"]
+view = st.radio("Uncertainty map", conf_maps, horizontal=True, key="seg_conf_view")
+fig = seg.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view)
+st.plotly_chart(fig, key="seg_maps", config={"displaylogo": False})
+if expl is not None:
+    st.caption(f"{expl.method}: {expl.seconds:.1f} s. Red/blue: raises/lowers the region's foreground score.")
+
+# --------------------------------------------------------------------------------------------------------- numbers
+unit = summary["size_unit"]
+m = st.columns(6)
+m[0].metric("Objects", summary["n_objects"])
+m[1].metric("Convex objects", summary["convex_objects"], help="Ochoa et al.'s annotation-free count")
+m[2].metric("Foreground", f"{100 * summary['foreground_fraction']:.1f} %")
+m[3].metric("Mean confidence", f"{summary['mean_confidence']:.3f}")
+m[4].metric("Uncertain pixels", f"{100 * summary['uncertain_fraction']:.1f} %",
+            help=f"confidence below {summary['uncertain_below']}")
+md = summary["median_diameter"]
+m[5].metric("Median diameter", f"{md:.3g} {unit}" if md is not None else "-")
+peaks = domain.stats.get("spectrum_peaks") or []
+spacing = peaks[0] if (peaks and pred.resampled_to_nm) else None
+st.caption(f"{pred.model_id}: {pred.seconds:.2f} s on {pred.info.get('device', 'cpu')}, "
+           f"{pred.info.get('tiles', 1)} tile(s); resampled x{pred.info.get('scale_factor', 1):.3g} to "
+           f"{pred.resampled_to_nm or '-'} nm/px. "
+           + receptive_field_vs_lattice(seg.cached(("rf", model_ref), lambda: receptive_field(ck)), spacing))
+
+table = seg.cached(("table", pkey), lambda: tzm.particle_table(pred.mask, pred.confidence, pred.pixel_size_nm))
+t1, t2 = st.columns([3, 2])
+with t1:
+    st.dataframe(table, hide_index=True, height=300, key="seg_table")
+with t2:
+    col = "equivalent_diameter_nm" if pred.pixel_size_nm else "area_px"
+    st.plotly_chart(seg.histogram(table[col], "Sizes", "equivalent diameter (nm)" if pred.pixel_size_nm
+                                  else "area (px)"), key="seg_hist_size")
+    sample = pred.confidence.ravel()[:: max(1, pred.confidence.size // 200_000)]
+    st.plotly_chart(seg.histogram(sample, "Pixel confidence", "confidence"), key="seg_hist_conf")
+
+if expl is not None and expl.method == "fourier":
+    bd = expl.info["bands"]
+    bi = BandImportance([Band(**b) for b in bd["bands"]], bd["unit"], bd["pixel_size"], bd["seconds"])
+    st.plotly_chart(seg.bands_figure(bi), key="seg_bands")
+
+# ------------------------------------------------------------------------------------------------------- downloads
+st.subheader("Downloads")
+
+
+def _downloads():
+    from temzoo.io import writers as wr
+
+    img = mg.frame(frame)
+    return {
+        "mask.png": wr.mask_png_bytes(pred.mask),
+        "mask.tif": wr.tiff_bytes(pred.mask, pred.pixel_size_nm, dtype=np.uint8),
+        "probability.tif": wr.tiff_bytes(pred.probability, pred.pixel_size_nm),
+        "confidence.tif": wr.tiff_bytes(pred.confidence, pred.pixel_size_nm),
+        "particles.csv": wr.particles_csv_bytes(table),
+        "prediction.hspy": wr.hspy_bytes(pred, mg, img),
+        "summary.json": wr.json_bytes(wr.summary(pred, len(table), {"metrics": {
+            k: v for k, v in summary.items() if k != "size_histogram"}})),
+    }
+
+
+files = seg.cached(("files", pkey), _downloads)
+mimes = {".png": "image/png", ".tif": "image/tiff", ".csv": "text/csv", ".json": "application/json",
+         ".hspy": "application/x-hdf5"}
+dl = st.columns(len(files))
+for col, (name, data) in zip(dl, files.items()):
+    col.download_button(name, data, file_name=name, mime=mimes[name[name.rindex("."):]], key=f"seg_dl_{name}")
+
+# -------------------------------------------------------------------------------------------------- supervised
+st.subheader("Compare with a mask")
+up = st.file_uploader("Mask for this image (0/255 or class-index PNG/TIFF)", type=["png", "tif", "tiff", "bmp"],
+                      key="seg_mask_upload")
+if up is not None:
+    try:
+        seg.read_uploaded_mask(up.getvalue(), up.name)
+    except TemzooError as err:
+        st.error(str(err))
+truth = st.session_state.get(seg.MASK_KEY)
+if truth is not None:
+    name, mask = truth
+    try:
+        from temzoo.confidence import apply_temperature, fit_temperature, reliability
+
+        sup = seg.cached(("supervised", pkey, name, mask.shape), lambda: tzm.supervised_metrics(
+            pred.probability, mask, pred.pixel_size_nm, threshold))
+        rel = seg.cached(("reliability", pkey, name), lambda: reliability(pred.probability, mask))
+        s = st.columns(7)
+        for col, k in zip(s, ["f1", "iou", "precision", "recall", "object_f1", "count_error", "ece"]):
+            col.metric(k, f"{sup[k]:.3f}")
+        r1, r2 = st.columns(2)
+        r1.plotly_chart(seg.reliability_figure(rel), key="seg_reliability")
+        with r2:
+            t = seg.cached(("temperature", pkey, name), lambda: fit_temperature(pred.probability, mask))
+            rel_t = reliability(apply_temperature(pred.probability, t), mask)
+            st.metric("Fitted temperature", f"{t:.3f}", help="Divide logits by this to calibrate (Guo et al.)")
+            st.metric("ECE after temperature scaling", f"{rel_t.ece:.3f}", delta=f"{rel_t.ece - rel.ece:+.3f}",
+                      delta_color="inverse")
+    except TemzooError as err:
+        st.error(str(err))

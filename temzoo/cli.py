@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from temzoo.zoo.network import configure
+
+    configure()  # decide online/offline before anything imports huggingface_hub (it reads the env at import)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

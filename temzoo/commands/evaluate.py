@@ -1,15 +1,43 @@
-"""`python -m temzoo evaluate` (placeholder until its issue lands; see ARCHITECTURE.md for the contract)."""
+"""``python -m temzoo evaluate --model ID --images DIR --masks DIR [--pixel-size-nm X] [--json]``
+
+Images and masks are matched by file stem; pixel metrics are pooled over all images at threshold 0.5 (f1, iou, dice,
+precision, recall) plus object_f1 (instances matched at IoU >= 0.5), count_error, ece and n_images.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
-from temzoo.errors import TemzooError
+KEYS = ("f1", "iou", "dice", "precision", "recall", "object_f1", "count_error", "ece", "n_images")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("--model", required=True, help="zoo id, checkpoint folder or Hub repo id")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of images")
+    p.add_argument("--masks", required=True, metavar="DIR", help="folder of masks with the images' file stems")
+    p.add_argument("--pixel-size-nm", type=float, default=None, metavar="X",
+                   help="pixel size of the images (for files without one; overrides the files)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--tta", action="store_true", help="predict with 8-fold test-time augmentation")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise TemzooError("'evaluate' is not available in this version yet")
+    from temzoo.metrics import evaluate_folders
+    from temzoo.predict import PredictOptions
+    from temzoo.zoo import load_model
+
+    ck = load_model(args.model)
+    res = evaluate_folders(ck, args.images, args.masks, pixel_size_nm=args.pixel_size_nm,
+                           options=PredictOptions(tta=args.tta, device=args.device))
+    if args.json:
+        from temzoo.io.writers import _jsonable
+
+        sys.stdout.write(json.dumps(_jsonable(res)) + "\n")
+    else:
+        for k in KEYS:
+            v = res[k]
+            print(f"{k:12s} {v}" if isinstance(v, int) else f"{k:12s} {v:.4f}")
+    return 0

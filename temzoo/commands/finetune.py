@@ -1,15 +1,101 @@
-"""`python -m temzoo finetune` (placeholder until its issue lands; see ARCHITECTURE.md for the contract)."""
+"""`python -m temzoo finetune`: fine-tune a zoo model (or train from scratch) on a few labelled images.
+
+Writes a checkpoint folder (config.json, model.safetensors, temzoo.json, README.md card) plus ``metrics.jsonl`` to
+``--out``; the folder then works as ``--model`` for predict/evaluate and as ``--base`` for another fine-tune.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from temzoo.errors import TemzooError
+from temzoo.train.config import STRATEGIES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("--images", required=True, help="folder of micrographs (PNG, JPEG, TIFF, DM3/DM4, ...)")
+    p.add_argument("--masks", required=True,
+                   help="folder of masks matched by file stem (0/255 or class index), a COCO .json, or a YOLO-seg folder")
+    p.add_argument("--base", required=True, help="zoo id, checkpoint folder or Hub id to start from, or 'scratch'")
+    p.add_argument("--strategy", required=True, choices=STRATEGIES, help="transfer-learning strategy")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="number of epochs (default 30 when no budget is given)")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
+    p.add_argument("--pixel-size-nm", type=float, help="pixel size of the images (overrides their calibration)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    adv = p.add_argument_group("advanced")
+    adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 256)")
+    adv.add_argument("--batch-size", type=int, help="tiles per step (default 4)")
+    adv.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    adv.add_argument("--loss", choices=("bce+dice", "focal"), help="segmentation loss (default bce+dice)")
+    adv.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.25)")
+    adv.add_argument("--downsample", type=float,
+                     help="shrink images by this factor when the base does not fix the pixel size (default 1)")
+    adv.add_argument("--workdir", help="keep the working folder (resume state, best/, log) here")
+    adv.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
+    adv.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):
+    from temzoo.train.config import TrainConfig
+
+    kw = {"images": args.images, "masks": args.masks, "base": args.base, "strategy": args.strategy,
+          "epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
+          "device": args.device}
+    for name in ("tile_size", "batch_size", "lr", "loss", "val_fraction", "downsample"):
+        v = getattr(args, name, None)
+        if v is not None:
+            kw[name] = v
+    return TrainConfig(**kw).validate()
 
 
 def run(args: argparse.Namespace) -> int:
-    raise TemzooError("'finetune' is not available in this version yet")
+    return run_training(args, config_from_args(args), "fine-tuning")
+
+
+def run_training(args: argparse.Namespace, config, what: str) -> int:
+    """Shared by finetune and pretrain-denoise: train in a work folder, write --out, print a summary line."""
+    import json
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from temzoo.errors import TemzooError
+    from temzoo.train.loop import train
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise TemzooError(f"--out {out} is a file; give a folder")
+    if args.resume and not args.workdir:
+        raise TemzooError("--resume needs --workdir (the folder of the interrupted run)")
+    bar = None
+    if not args.quiet:
+        from temzoo.commands._progress import TrainingBar
+
+        bar = TrainingBar(what)
+    on_step, log = (bar.callbacks if bar else (None, lambda s: None))
+    ok = False
+    try:
+        if args.workdir:
+            result = train(config, args.workdir, out=out, resume=args.resume, on_step=on_step, log=log)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent)
+            try:
+                result = train(config, tmp, out=out, on_step=on_step, log=log)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        ok = True
+    finally:
+        if bar:
+            bar.close(finished=ok)
+    meta = json.loads((result / "temzoo.json").read_text())
+    prov = meta.get("provenance", {})
+    summary = {"out": str(result), "strategy": prov.get("strategy"), "base": prov.get("base_model"),
+               "metrics": prov.get("metrics"), "best_epoch": prov.get("best_epoch"),
+               "epochs": prov.get("epochs_run"), "seconds": prov.get("seconds"), "stopped": prov.get("stopped"),
+               "pixel_size_nm": meta.get("pixel_size_nm"), "split": prov.get("split")}
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0

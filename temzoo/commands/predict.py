@@ -1,15 +1,79 @@
-"""`python -m temzoo predict` (placeholder until its issue lands; see ARCHITECTURE.md for the contract)."""
+"""``python -m temzoo predict PATH --model ID --out DIR [--tta] [--mc-dropout N] [--explain METHOD] [--image-index K]``
+
+Writes mask.png (0/255), probability.tif and confidence.tif (float32 0..1), particles.csv and summary.json; with
+``--explain`` also importance.tif (float32, on the input's grid). Same library calls as the Segment page.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from temzoo.errors import TemzooError
+EXPLAIN_METHODS = ("integrated-gradients", "occlusion", "gradcam", "fourier")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("path", metavar="PATH", help="microscope file (DM3/DM4/EMD/SER/TIFF/PNG/JPEG ...)")
+    p.add_argument("--model", required=True, help="zoo id, checkpoint folder or Hub repo id")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--tta", action="store_true", help="average over the 8 rotations/flips (adds tta_spread)")
+    p.add_argument("--mc-dropout", type=int, default=0, metavar="N", help="Monte-Carlo dropout passes (0 = off)")
+    p.add_argument("--explain", choices=EXPLAIN_METHODS, default=None, metavar="METHOD",
+                   help=f"also write importance.tif: {', '.join(EXPLAIN_METHODS)}")
+    p.add_argument("--image-index", type=int, default=None, metavar="K",
+                   help="which image in the file (numbering as 'inspect' shows it); default: the first")
+    p.add_argument("--frame", type=int, default=0, help="frame of a stack (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise TemzooError("'predict' is not available in this version yet")
+    from pathlib import Path
+
+    from temzoo.errors import TemzooError
+    from temzoo.io import read_micrograph
+    from temzoo.io import writers as w
+    from temzoo.metrics import particle_table
+    from temzoo.predict import PredictOptions, predict
+    from temzoo.zoo import load_model
+
+    if args.mc_dropout < 0:
+        raise TemzooError(f"--mc-dropout must be >= 0, got {args.mc_dropout}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise TemzooError(f"--out {out} is a file; give a folder")
+    mg = read_micrograph(args.path, args.image_index)
+    ck = load_model(args.model)
+    opts = PredictOptions(tta=args.tta, mc_dropout=args.mc_dropout, device=args.device)
+    pred = predict(ck, mg, opts, frame=args.frame)
+    table = particle_table(pred.mask, pred.confidence, pred.pixel_size_nm)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        w.write_mask_png(out / "mask.png", pred.mask)
+        prob = pred.probability
+        w.write_tiff(out / "probability.tif", prob, pred.pixel_size_nm)
+        w.write_tiff(out / "confidence.tif", pred.confidence, pred.pixel_size_nm)
+        w.write_particles_csv(out / "particles.csv", table)
+        extra = {"image": str(args.path), "image_index": mg.index, "frame": args.frame,
+                 "maps": sorted(pred.maps)}
+        if args.explain:
+            from temzoo.explain import explain
+
+            ex = explain(ck, mg, args.explain, frame=args.frame, prediction=pred,
+                         options=None if args.device == "auto" else _explain_opts(args.device))
+            w.write_tiff(out / "importance.tif", ex.importance, pred.pixel_size_nm)
+            extra["explain"] = {"method": ex.method, "seconds": round(ex.seconds, 3),
+                                **{k: v for k, v in ex.info.items() if k in ("bands", "receptive_field")}}
+        w.write_json(out / "summary.json", w.summary(pred, n_objects=len(table), extra=extra))
+    except OSError as err:
+        raise TemzooError(f"could not write to {out}: {err.strerror or err}; check the folder and free space") from None
+    for line in pred.warnings:
+        sys.stderr.write(f"warning: {line}\n")
+    print(f"{len(table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
+          f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out}")
+    return 0
+
+
+def _explain_opts(device: str):
+    from temzoo.explain import ExplainOptions
+
+    return ExplainOptions(device=device)

@@ -1,15 +1,47 @@
-"""`python -m temzoo zoo` (placeholder until its issue lands; see ARCHITECTURE.md for the contract)."""
+"""``python -m temzoo zoo list [--json]``: the models available now (bundled, local, cached, Hub)."""
 
 from __future__ import annotations
 
 import argparse
-
-from temzoo.errors import TemzooError
+import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", parser_class=type(p))
+    sub.required = True
+    ls = sub.add_parser("list", help="list the zoo: id, source, path, pixel size, classes, params, description")
+    ls.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
+    ls.add_argument("--no-hub", action="store_true", help="do not query the Hub even when online")
+
+
+def _table(rows: list[dict]) -> str:
+    cols = ["id", "source", "pixel_size_nm", "classes", "params", "description", "path"]
+    cells = [[_fmt(c, r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
+    widths[5] = min(widths[5], 60)
+    line = lambda vals: "  ".join(v[:w].ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cols), *(line(row) for row in cells)])
+
+
+def _fmt(col: str, v) -> str:
+    if v is None:
+        return "-"
+    if col == "classes":
+        return ",".join(v) if v else "(image)"
+    if col == "params":
+        return f"{v / 1e6:.2f}M"
+    return str(v)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise TemzooError("'zoo' is not available in this version yet")
+    from temzoo.zoo.sources import list_models
+
+    models = list_models(hub=False if args.no_hub else None)
+    rows = [m.to_json() for m in models]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no models available: none bundled, none in your local zoo, and the Hub is not reachable")
+    else:
+        print(_table(rows))
+    return 0

@@ -150,6 +150,8 @@ def save_checkpoint(model, folder: str | Path, meta: TemzooMeta, card: str | Non
             config["encoder_weights"] = None  # loading must never download ImageNet weights
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
         (tmp / META_FILE).write_text(meta.to_json())
+        if card is None:
+            card = _default_card(model, meta, config, folder.name)
         if card is not None:
             (tmp / CARD_FILE).write_text(card)
         _replace_dir(tmp, folder)
@@ -160,6 +162,20 @@ def save_checkpoint(model, folder: str | Path, meta: TemzooMeta, card: str | Non
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _default_card(model, meta: TemzooMeta, config: dict, name: str) -> str | None:
+    """A temzoo model card (``temzoo.zoo.cards.render_card``) in place of smp's generic README.
+
+    A card that cannot be rendered must never cost the trained weights: then smp's own README stays.
+    """
+    try:
+        from temzoo.zoo.cards import render_card
+
+        params = sum(p.numel() for p in model.parameters())
+        return render_card(meta, spec_from_config(config), model_id=name, params=params)
+    except Exception:  # noqa: BLE001 - see docstring
+        return None
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

@@ -30,7 +30,8 @@ class RegistryEntry:
     pixel_size_nm: float | None = None
     hub_repo: str | None = None
     revision: str | None = None
-    bundled: str | None = None  # folder name under the repository's zoo/
+    bundled: str | None = None  # folder name under the bundled folder (the repository's zoo/)
+    bundled_dir: Path | None = None  # where ``bundled`` lives (registry's ``bundled_dir:``, else repository zoo/)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -39,7 +40,7 @@ def registry_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get("TEMZOO_REGISTRY") or REGISTRY_FILE)
 
 
-def _entry(raw: dict, where: Path, i: int) -> RegistryEntry:
+def _entry(raw: dict, where: Path, i: int, bundled_dir: Path) -> RegistryEntry:
     if not isinstance(raw, dict) or not raw.get("id"):
         raise ModelError(f"{where}: entry {i + 1} has no 'id'; every zoo entry needs one")
     eid = str(raw["id"])
@@ -65,6 +66,7 @@ def _entry(raw: dict, where: Path, i: int) -> RegistryEntry:
         hub_repo=str(repo) if repo else None,
         revision=str(raw["revision"]) if raw.get("revision") else None,
         bundled=str(bundled) if bundled else None,
+        bundled_dir=bundled_dir,
         extra={k: v for k, v in raw.items() if k not in known},
     )
 
@@ -83,7 +85,13 @@ def load_registry(path: str | Path | None = None) -> list[RegistryEntry]:
     raw = doc.get("entries") if isinstance(doc, dict) else None
     if not isinstance(raw, list):
         raise ModelError(f"the zoo registry {p} needs a top-level 'entries:' list")
-    entries = [_entry(r, p, i) for i, r in enumerate(raw)]
+    from temzoo.paths import bundled_zoo_dir
+
+    # A registry may name its own folder of bundled checkpoints (relative to the file); tests use that.
+    bdir = Path(doc["bundled_dir"]) if doc.get("bundled_dir") else bundled_zoo_dir()
+    if not bdir.is_absolute():
+        bdir = p.parent / bdir
+    entries = [_entry(r, p, i, bdir) for i, r in enumerate(raw)]
     ids = [e.id for e in entries]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

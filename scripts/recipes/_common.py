@@ -1,0 +1,93 @@
+"""Shared bits of the pretraining recipes: paths, timing, evaluation, and rewriting a result's card."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no Hub lookups while training (each miss stalls ~23 s offline)
+
+
+def work_dir(name: str, given: str | None) -> Path:
+    """Scratch folder for simulated data and training runs (outside the repository: nothing here is committed)."""
+    from temzoo.paths import home
+
+    p = Path(given) if given else home() / "recipes" / name
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+@contextmanager
+def timed(what: str, log: dict):
+    t = time.perf_counter()
+    print(f"[{time.strftime('%H:%M:%S')}] {what} ...", flush=True)
+    yield
+    log[what] = round(time.perf_counter() - t, 1)
+    print(f"[{time.strftime('%H:%M:%S')}] {what}: {log[what]} s", flush=True)
+
+
+def machine() -> str:
+    import platform
+
+    import torch
+
+    from temzoo.device import describe_device
+
+    gpu = describe_device() if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared), torch " \
+           f"{torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+
+
+def evaluate(model_dir: Path, images: Path, masks: Path, pixel_size_nm: float | None = None,
+             device: str = "auto") -> dict:
+    """Pooled held-out metrics (temzoo.metrics.evaluate_folders) without the per-image list."""
+    from temzoo.metrics import evaluate_folders
+    from temzoo.predict import PredictOptions
+    from temzoo.zoo import load_model
+
+    ck = load_model(str(model_dir))
+    res = evaluate_folders(ck, images, masks, pixel_size_nm=pixel_size_nm, options=PredictOptions(device=device))
+    keep = ("f1", "iou", "precision", "recall", "object_f1", "count_error", "ece", "n_images")
+    out = {k: (round(float(res[k]), 4) if isinstance(res[k], float) else res[k]) for k in keep}
+    out["per_image"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+                        for r in res["per_image"]]
+    return out
+
+
+def rewrite_card(folder: Path, *, model_id: str, provenance: dict, description: str | None = None,
+                 extra_md: str = "") -> str:
+    """Merge ``provenance`` into the folder's temzoo.json, re-render the card (temzoo.zoo.cards.render_card) and
+    append ``extra_md`` (tables of measured numbers); returns the card text."""
+    from temzoo.zoo.cards import render_card
+    from temzoo.zoo.checkpoint import CONFIG_FILE, META_FILE, read_meta, spec_from_config
+    from temzoo.zoo.sources import count_params
+
+    meta = read_meta(folder)
+    meta.provenance = {**(meta.provenance or {}), **provenance}
+    if description:
+        meta.description = description
+    spec = spec_from_config(json.loads((folder / CONFIG_FILE).read_text()))
+    card = render_card(meta, spec, model_id=model_id, params=count_params(folder))
+    if extra_md:
+        card = card.rstrip("\n") + "\n\n" + extra_md.strip("\n") + "\n"
+    (folder / META_FILE).write_text(meta.to_json())
+    (folder / "README.md").write_text(card)
+    return card
+
+
+def md_table(rows: list[dict], cols: list[str]) -> str:
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = ""
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append(f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v)))
+        body += "| " + " | ".join(cells) + " |\n"
+    return head + body

@@ -1,0 +1,157 @@
+"""The pretraining study: scratch vs simulation-pretrained vs denoising-pretrained bases at 2/4/8 labelled images.
+
+    python scripts/recipes/study.py [--datasets sim,uo2-grain-boundaries,steel-dislocation-loops]
+                                    [--sizes 2,4,8] [--bases scratch,hrtem-nanoparticle,tem-denoise]
+                                    [--minutes 2] [--device auto] [--seeds 0]
+
+For each data set, base and number of labelled images: fine-tune (strategy ``scratch`` for the scratch base,
+``full`` otherwise) for a fixed wall-clock budget with no validation split (the few labelled images all train; the
+epoch with the lowest training loss is kept), then score pooled pixel F1 on a fixed set of test images that no run
+ever trains on. Also records the seconds until the kept epoch ("time to reach it"). Results are appended to
+``<work>/study.jsonl`` (one line per run; reruns skip finished ones) and printed as a markdown table to paste into
+docs/PRETRAINING_STUDY.md, with the machine. Data sets:
+
+- ``sim``: a labelled pool of unseen simulated fields (seed 2000, mixed conditions); test = recipe (a)'s
+  dose 300 e/A^2 / defocus -10 nm condition (seed 1000), regenerated here from the exit-wave cache when missing;
+- ``uo2-grain-boundaries`` / ``steel-dislocation-loops``: the shared labelled sets, last 4 images by name held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+from _common import REPO, evaluate, machine, work_dir
+
+BASES = {"scratch": "scratch", "hrtem-nanoparticle": str(REPO / "zoo" / "hrtem-nanoparticle"),
+         "tem-denoise": str(REPO / "zoo" / "tem-denoise")}
+
+
+def sim_data(work: Path, cache: str) -> tuple[list[tuple[Path, Path]], Path, Path]:
+    from temzoo.simulate import SimulationConfig, generate
+
+    pool = work / "sim_pool"
+    if not (pool / "simulation.json").exists():
+        generate(SimulationConfig(n=16, variants_per_field=1, seed=2000, cache_dir=cache), pool)
+    test = work / "sim_test"
+    if not (test / "simulation.json").exists():
+        generate(SimulationConfig(n=8, variants_per_field=1, seed=1000, cache_dir=cache, dose_values=(300.0,),
+                                  defocus_values=(-10.0,)), test)
+    pairs = [(p, pool / "masks" / f"{p.stem}.png") for p in sorted((pool / "images").iterdir())]
+    return pairs, test / "images", test / "masks"
+
+
+def real_data(task: str, work: Path, n_test: int = 4) -> tuple[list[tuple[Path, Path]], Path, Path]:
+    from temzoo.paths import shared_data_dir
+
+    shared = shared_data_dir()
+    if shared is None:
+        raise SystemExit("error: ../shared/data is absent")
+    src = shared / "labeled" / task
+    imgs = sorted((src / "images").iterdir(), key=lambda p: (len(p.stem), p.stem))
+    masks = {p.stem: p for p in (src / "masks").iterdir()}
+    ti, tm = work / f"{task}_test" / "images", work / f"{task}_test" / "masks"
+    for d in (ti, tm):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    for p in imgs[-n_test:]:
+        (ti / p.name).symlink_to(p)
+        (tm / masks[p.stem].name).symlink_to(masks[p.stem])
+    return [(p, masks[p.stem]) for p in imgs[:-n_test]], ti, tm
+
+
+def one_run(work: Path, dataset: str, pairs, test_i: Path, test_m: Path, base: str, n: int, seed: int,
+            minutes: float, device: str) -> dict:
+    from temzoo.train.config import TrainConfig
+    from temzoo.train.loop import train
+
+    chosen = random.Random(seed).sample(pairs, n)
+    run = work / "runs" / f"{dataset}_{base}_{n}_{seed}"
+    shutil.rmtree(run, ignore_errors=True)
+    for sub in ("images", "masks"):
+        (run / "data" / sub).mkdir(parents=True)
+    for img, mask in chosen:
+        (run / "data" / "images" / img.name).symlink_to(img.resolve())
+        (run / "data" / "masks" / mask.name).symlink_to(mask.resolve())
+    cfg = TrainConfig(images=str(run / "data" / "images"), masks=str(run / "data" / "masks"), base=BASES[base],
+                      strategy="scratch" if base == "scratch" else "full", minutes=minutes, device=device,
+                      batch_size=8, tile_size=256, val_fraction=0.0, patience=1000, seed=seed)
+    t = time.perf_counter()
+    result = train(cfg, run / "work", out=run / "result")
+    seconds = time.perf_counter() - t
+    records = [json.loads(x) for x in (result / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    kept = min(records, key=lambda r: r["train_loss"])
+    res = evaluate(result, test_i, test_m, device=device)
+    shutil.rmtree(run / "work", ignore_errors=True)  # keep the result folder, drop resume state
+    return {"dataset": dataset, "base": base, "n_labelled": n, "seed": seed, "minutes": minutes,
+            "f1": res["f1"], "iou": res["iou"], "object_f1": res["object_f1"], "n_test": res["n_images"],
+            "epochs": len(records), "seconds_to_kept_epoch": kept["seconds"], "seconds_total": round(seconds, 1),
+            "train_images": [p.stem for p, _ in chosen]}
+
+
+def table(rows: list[dict]) -> str:
+    sizes = sorted({r["n_labelled"] for r in rows})
+    out = "| data set | base | " + " | ".join(f"F1 @ {n} (s)" for n in sizes) + " |\n|---|---|" + "---|" * len(sizes) + "\n"
+    for ds in sorted({r["dataset"] for r in rows}):
+        for base in BASES:
+            cells = []
+            for n in sizes:
+                rs = [r for r in rows if r["dataset"] == ds and r["base"] == base and r["n_labelled"] == n]
+                if not rs:
+                    cells.append("")
+                    continue
+                f1 = sum(r["f1"] for r in rs) / len(rs)
+                s = sum(r["seconds_to_kept_epoch"] for r in rs) / len(rs)
+                cells.append(f"{f1:.3f} ({s:.0f})")
+            if any(cells):
+                out += f"| {ds} | {base} | " + " | ".join(cells) + " |\n"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default="sim,uo2-grain-boundaries,steel-dislocation-loops")
+    ap.add_argument("--sizes", default="2,4,8")
+    ap.add_argument("--bases", default=",".join(BASES))
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--minutes", type=float, default=2.0, help="training budget per run")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--cache", default=None, help="exit-wave cache (recipe a's work/cache saves the multislice)")
+    args = ap.parse_args()
+
+    work = work_dir("study", args.work)
+    done_path = work / "study.jsonl"
+    rows = [json.loads(x) for x in done_path.read_text().splitlines()] if done_path.exists() else []
+    for base in args.bases.split(","):
+        if base not in BASES:
+            raise SystemExit(f"error: unknown base {base!r}; choose from {', '.join(BASES)}")
+        if base != "scratch" and not Path(BASES[base]).is_dir():
+            raise SystemExit(f"error: {BASES[base]} is missing; run its recipe first")
+    for ds in args.datasets.split(","):
+        if ds == "sim":
+            pairs, ti, tm = sim_data(work, args.cache or str(work / "cache"))
+        else:
+            pairs, ti, tm = real_data(ds, work)
+        for n in (int(x) for x in args.sizes.split(",")):
+            for base in args.bases.split(","):
+                for seed in (int(x) for x in args.seeds.split(",")):
+                    key = (ds, base, n, seed, args.minutes)
+                    if any((r["dataset"], r["base"], r["n_labelled"], r["seed"], r["minutes"]) == key for r in rows):
+                        continue
+                    r = one_run(work, ds, pairs, ti, tm, base, n, seed, args.minutes, args.device)
+                    rows.append(r)
+                    with open(done_path, "a") as f:
+                        f.write(json.dumps(r) + "\n")
+                    print(f"{ds:26s} {base:20s} n={n} seed={seed}: F1 {r['f1']:.3f} (object F1 {r['object_f1']:.3f}),"
+                          f" kept epoch at {r['seconds_to_kept_epoch']:.0f} s of {r['seconds_total']:.0f} s", flush=True)
+    print(f"\nmachine: {machine()}; budget {args.minutes} min per run\n")
+    print(table([r for r in rows if r["minutes"] == args.minutes]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+"""Numbers beside the maps: pixel and object metrics against a mask, annotation-free counts, particle tables,
+and a per-image domain-shift check.
+
+Pixel scores use segmentation-models-pytorch's metrics (confusion counts pooled over images, "micro" reduction);
+objects and the particle table use scikit-image (``label``, ``regionprops``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from temzoo.errors import DataError
+
+MIN_AREA_PX = 5  # smaller connected components are noise, not particles
+
+
+# ------------------------------------------------------------------------------------------------------ pixel metrics
+@dataclass
+class PixelCounts:
+    """Confusion counts of the foreground class (add them to pool several images)."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def __add__(self, other: PixelCounts) -> PixelCounts:
+        return PixelCounts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
+
+    def scores(self) -> dict[str, float]:
+        """IoU, Dice, precision, recall, F1 (pixel F1 == Dice for a binary mask) via smp.metrics."""
+        import segmentation_models_pytorch as smp
+        import torch
+
+        tp, fp, fn, tn = (torch.tensor([[v]], dtype=torch.long) for v in (self.tp, self.fp, self.fn, self.tn))
+        # zero_division=1: no foreground predicted and none labelled is a perfect score, not NaN.
+        kw = {"reduction": "micro", "zero_division": 1.0}
+        f1 = float(smp.metrics.f1_score(tp, fp, fn, tn, **kw))
+        return {
+            "iou": float(smp.metrics.iou_score(tp, fp, fn, tn, **kw)),
+            "dice": f1,
+            "f1": f1,
+            "precision": float(smp.metrics.precision(tp, fp, fn, tn, **kw)),
+            "recall": float(smp.metrics.recall(tp, fp, fn, tn, **kw)),
+        }
+
+
+def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
+    if pred.shape != truth.shape:
+        raise DataError(f"mask shape {truth.shape} differs from the prediction's {pred.shape}; "
+                        "give a mask of the image's size")
+
+
+def pixel_counts(probability: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> PixelCounts:
+    """Foreground confusion counts of a probability map (or 0/1 mask) against a mask (> 0 = foreground)."""
+    import segmentation_models_pytorch as smp
+    import torch
+
+    p = np.asarray(probability, dtype=np.float32)
+    t = np.asarray(truth) > 0
+    _check_pair(p, t)
+    out = torch.from_numpy(np.ascontiguousarray(p))[None, None]
+    tgt = torch.from_numpy(t.astype(np.int64))[None, None]
+    tp, fp, fn, tn = smp.metrics.get_stats(out, tgt, mode="binary", threshold=threshold)
+    return PixelCounts(int(tp.sum()), int(fp.sum()), int(fn.sum()), int(tn.sum()))
+
+
+# ----------------------------------------------------------------------------------------------------- object metrics
+def label_objects(mask: np.ndarray, min_area_px: int = MIN_AREA_PX) -> np.ndarray:
+    """Connected foreground components (8-connectivity) with tiny ones removed; int32 labels."""
+    from skimage import measure, morphology
+
+    m = np.asarray(mask) > 0
+    if min_area_px > 1:
+        m = morphology.remove_small_objects(m, max_size=min_area_px - 1) if _new_skimage() else \
+            morphology.remove_small_objects(m, min_size=min_area_px)
+    return measure.label(m, connectivity=2).astype(np.int32)
+
+
+def _new_skimage() -> bool:
+    import inspect
+
+    from skimage import morphology
+
+    return "max_size" in inspect.signature(morphology.remove_small_objects).parameters
+
+
+@dataclass
+class ObjectCounts:
+    """Instances matched at IoU >= ``iou_threshold`` (pool by adding)."""
+
+    matched: int = 0
+    n_pred: int = 0
+    n_true: int = 0
+    abs_count_diff: int = 0
+    pred_sizes: list[float] = field(default_factory=list)  # equivalent diameters (nm, or px when uncalibrated)
+    true_sizes: list[float] = field(default_factory=list)
+
+    def __add__(self, o: ObjectCounts) -> ObjectCounts:
+        return ObjectCounts(self.matched + o.matched, self.n_pred + o.n_pred, self.n_true + o.n_true,
+                            self.abs_count_diff + o.abs_count_diff, self.pred_sizes + o.pred_sizes,
+                            self.true_sizes + o.true_sizes)
+
+    def scores(self) -> dict[str, float]:
+        fp = self.n_pred - self.matched
+        fn = self.n_true - self.matched
+        denom = 2 * self.matched + fp + fn
+        return {
+            "object_f1": 1.0 if denom == 0 else 2 * self.matched / denom,
+            "count_error": self.abs_count_diff / max(self.n_true, 1),  # relative |n_pred - n_true|, per image summed
+            "n_pred_objects": self.n_pred,
+            "n_true_objects": self.n_true,
+            "size_distance": size_distance(self.pred_sizes, self.true_sizes),
+        }
+
+
+def object_counts(pred_mask: np.ndarray, truth: np.ndarray, pixel_size_nm: float | None = None,
+                  iou_threshold: float = 0.5, min_area_px: int = MIN_AREA_PX) -> ObjectCounts:
+    """Match predicted and labelled instances one-to-one (Hungarian on IoU, kept when IoU >= threshold)."""
+    from scipy.optimize import linear_sum_assignment
+
+    pm = np.asarray(pred_mask)
+    _check_pair(pm, np.asarray(truth))
+    lp = label_objects(pm, min_area_px)
+    lt = label_objects(truth, min_area_px)
+    n_p, n_t = int(lp.max()), int(lt.max())
+    matched = 0
+    if n_p and n_t:
+        # Contingency table of overlaps via one bincount over label pairs (fast on large images).
+        inter = np.bincount(lp.ravel().astype(np.int64) * (n_t + 1) + lt.ravel(),
+                            minlength=(n_p + 1) * (n_t + 1)).reshape(n_p + 1, n_t + 1)[1:, 1:]
+        ap = np.bincount(lp.ravel(), minlength=n_p + 1)[1:]
+        at = np.bincount(lt.ravel(), minlength=n_t + 1)[1:]
+        iou = inter / (ap[:, None] + at[None, :] - inter)
+        rows, cols = linear_sum_assignment(-iou)
+        matched = int((iou[rows, cols] >= iou_threshold).sum())
+    scale = pixel_size_nm or 1.0
+    return ObjectCounts(matched, n_p, n_t, abs(n_p - n_t), list(_eq_diameters(lp) * scale),
+                        list(_eq_diameters(lt) * scale))
+
+
+def _eq_diameters(labels: np.ndarray) -> np.ndarray:
+    areas = np.bincount(labels.ravel())[1:]
+    return np.sqrt(4 * areas / np.pi)
+
+
+def size_distance(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float | None:
+    """1-D Wasserstein (earth mover's) distance between two size distributions, in their unit; None if one is empty."""
+    from scipy.stats import wasserstein_distance
+
+    if len(a) == 0 or len(b) == 0:
+        return None
+    return float(wasserstein_distance(a, b))
+
+
+def supervised_metrics(probability: np.ndarray, truth: np.ndarray, pixel_size_nm: float | None = None,
+                       threshold: float = 0.5) -> dict:
+    """All metrics against one mask (binary models): pixel scores, object F1, count error, size distance, ECE."""
+    from temzoo.confidence import reliability
+
+    p = np.asarray(probability)
+    if p.ndim != 2:
+        raise DataError("supervised metrics are implemented for binary (one-class) models")
+    t = np.asarray(truth)
+    _check_pair(p, t)
+    out = pixel_counts(p, t, threshold).scores()
+    out.update(object_counts(p >= threshold, t, pixel_size_nm).scores())
+    out["ece"] = reliability(p, t).ece
+    return out
+
+
+# ------------------------------------------------------------------------------------------- annotation-free metrics
+def particle_table(mask: np.ndarray, confidence: np.ndarray | None = None, pixel_size_nm: float | None = None,
+                   min_area_px: int = MIN_AREA_PX):
+    """One row per connected foreground object (scikit-image regionprops) as a pandas DataFrame.
+
+    Columns: id, centroid_y_px, centroid_x_px, area_px, area_nm2, equivalent_diameter_nm, perimeter_nm,
+    circularity (4 pi A / P^2, 1 for a disc), eccentricity, mean_confidence. nm columns are NaN when uncalibrated.
+    """
+    import pandas as pd
+    from skimage import measure
+
+    labels = label_objects(mask, min_area_px)
+    conf = None if confidence is None else np.asarray(confidence, dtype=np.float32)
+    if conf is not None and conf.shape != labels.shape:
+        raise DataError(f"confidence map shape {conf.shape} differs from the mask's {labels.shape}")
+    px = pixel_size_nm if pixel_size_nm else np.nan
+    rows = []
+    for r in measure.regionprops(labels, intensity_image=conf):
+        per = float(r.perimeter)
+        rows.append({
+            "id": int(r.label),
+            "centroid_y_px": float(r.centroid[0]),
+            "centroid_x_px": float(r.centroid[1]),
+            "area_px": int(r.area),
+            "area_nm2": float(r.area) * px * px,
+            "equivalent_diameter_nm": float(r.equivalent_diameter_area) * px,
+            "perimeter_nm": per * px,
+            "circularity": float(min(1.0, 4 * np.pi * r.area / per**2)) if per > 0 else 1.0,
+            "eccentricity": float(r.eccentricity),
+            "mean_confidence": float(r.intensity_mean) if conf is not None else np.nan,
+        })
+    cols = ["id", "centroid_y_px", "centroid_x_px", "area_px", "area_nm2", "equivalent_diameter_nm", "perimeter_nm",
+            "circularity", "eccentricity", "mean_confidence"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def convex_object_count(mask: np.ndarray, invert: bool = False, tolerance_frac: float = 0.02) -> int:
+    """Ochoa et al.'s annotation-free count: open 3x3, clear border, contours, polygon approximation
+    (tolerance = 0.02 x perimeter, as ``cv2.approxPolyDP``), count the convex polygons.
+
+    ``invert=True`` counts the regions enclosed by the foreground (grains between predicted boundary lines).
+    """
+    from skimage import measure, morphology, segmentation
+
+    m = np.asarray(mask) > 0
+    if invert:
+        m = ~m
+    m = morphology.opening(m, np.ones((3, 3), bool))
+    m = segmentation.clear_border(m)
+    labels = measure.label(m, connectivity=1)
+    count = 0
+    for r in measure.regionprops(labels):
+        sub = np.pad(r.image, 1)  # contours need background all round
+        contours = measure.find_contours(sub.astype(np.float32), 0.5)
+        if not contours:
+            continue
+        c = max(contours, key=len)
+        perim = float(np.sum(np.hypot(*np.diff(c, axis=0).T)))
+        poly = measure.approximate_polygon(c, tolerance=tolerance_frac * perim)
+        if _is_convex(poly):
+            count += 1
+    return count
+
+
+def _is_convex(poly: np.ndarray) -> bool:
+    p = poly[:-1] if len(poly) > 1 and np.allclose(poly[0], poly[-1]) else poly
+    if len(p) < 3:
+        return False
+    d1 = np.roll(p, -1, axis=0) - p
+    d2 = np.roll(p, -2, axis=0) - np.roll(p, -1, axis=0)
+    cross = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    cross = cross[np.abs(cross) > 1e-9]
+    return bool(cross.size) and (bool(np.all(cross > 0)) or bool(np.all(cross < 0)))
+
+
+def size_histogram(diameters: np.ndarray | list[float], bins: int = 20) -> dict:
+    """Histogram of equivalent diameters (counts and edges) for plotting and comparison."""
+    d = np.asarray(diameters, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"counts": [], "edges": []}
+    counts, edges = np.histogram(d, bins=bins)
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def unsupervised_metrics(prediction, uncertain_below: float = 0.8, min_area_px: int = MIN_AREA_PX) -> dict:
+    """Numbers that need no labels (Ochoa et al.): counts, sizes in nm, confidence, uncertain fraction, convex count."""
+    mask = prediction.mask
+    fg = mask > 0
+    table = particle_table(mask, prediction.confidence, prediction.pixel_size_nm, min_area_px)
+    d = table["equivalent_diameter_nm"].to_numpy() if prediction.pixel_size_nm else \
+        np.sqrt(4 * table["area_px"].to_numpy() / np.pi)
+    return {
+        "n_objects": int(len(table)),
+        "foreground_fraction": float(fg.mean()),
+        "mean_confidence": float(prediction.confidence.mean()),
+        "mean_confidence_foreground": float(prediction.confidence[fg].mean()) if fg.any() else None,
+        "uncertain_fraction": float((prediction.confidence < uncertain_below).mean()),
+        "uncertain_below": uncertain_below,
+        "convex_objects": convex_object_count(mask),
+        "size_unit": "nm" if prediction.pixel_size_nm else "px",
+        "median_diameter": float(np.median(d)) if d.size else None,
+        "mean_diameter": float(np.mean(d)) if d.size else None,
+        "size_histogram": size_histogram(d),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- domain shift
+def spectrum_peaks(image: np.ndarray, pixel_size: float = 1.0, n: int = 3, min_period_px: float = 2.2) -> list[float]:
+    """Periods (in the unit of ``pixel_size``) of the strongest peaks of the radially averaged power spectrum.
+
+    The 1/f background of micrographs is removed first (a fit in log-log space), so a peak means a real
+    periodicity (lattice fringes, a regular pattern) rather than coarse contrast.
+    """
+    from scipy.signal import find_peaks
+
+    x = np.asarray(image, dtype=np.float32)
+    h, w = x.shape
+    s = min(h, w, 1024)
+    x = x[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    if s < 16:
+        return []
+    win = np.hanning(s)[:, None] * np.hanning(s)[None, :]
+    ps = np.abs(np.fft.fftshift(np.fft.fft2((x - x.mean()) * win))) ** 2
+    yy, xx = np.indices(ps.shape)
+    r = np.hypot(yy - s // 2, xx - s // 2).astype(int)
+    radial = np.bincount(r.ravel(), ps.ravel()) / np.maximum(np.bincount(r.ravel()), 1)
+    k = np.arange(radial.size)
+    use = (k >= 3) & (k <= s // 2) & (s / np.maximum(k, 1) >= min_period_px)
+    if use.sum() < 8:
+        return []
+    lk, lp = np.log(k[use]), np.log(radial[use] + 1e-12)
+    resid = lp - np.polyval(np.polyfit(lk, lp, 2), lk)
+    peaks, props = find_peaks(resid, prominence=1.0)
+    if peaks.size == 0:
+        return []
+    order = np.argsort(props["prominences"])[::-1][:n]
+    return [float(s / k[use][peaks[i]] * pixel_size) for i in order]
+
+
+def image_stats(normalised: np.ndarray, pixel_size: float = 1.0) -> dict:
+    """Statistics of a normalised model-grid image, as recorded in ``meta.provenance['input_stats']`` at training.
+
+    Per-image standardisation removes mean and spread, so what is left to compare is shape: skewness, kurtosis,
+    the clipped (saturated) fraction and the spectral peaks.
+    """
+    x = np.asarray(normalised, dtype=np.float64).ravel()
+    step = max(1, x.size // 1_000_000)
+    x = x[::step]
+    m, sd = x.mean(), x.std() or 1.0
+    z = (x - m) / sd
+    lo, hi = x.min(), x.max()
+    return {
+        "skewness": float(np.mean(z**3)),
+        "kurtosis": float(np.mean(z**4) - 3),
+        "clipped_fraction": float(np.mean((x <= lo + 1e-6) | (x >= hi - 1e-6))),
+        "spectrum_peaks": spectrum_peaks(np.asarray(normalised), pixel_size),
+    }
+
+
+@dataclass
+class DomainCheck:
+    """Is this image like what the model saw in training? ``warnings`` are one-line reasons it may not be."""
+
+    warnings: list[str]
+    pixel_size_ratio: float | None
+    stats: dict
+    training_stats: dict | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def domain_shift(checkpoint, micrograph, frame: int = 0) -> DomainCheck:
+    """Compare one frame with the checkpoint's training conditions (pixel size, intensity shape, spectrum)."""
+    from temzoo.predict import prepare_input
+
+    prep = prepare_input(checkpoint, micrograph, frame)
+    warnings = list(prep.warnings)
+    model_nm = checkpoint.meta.pixel_size_nm
+    ratio = (prep.pixel_size_nm / model_nm) if (prep.pixel_size_nm and model_nm) else None
+    unit_size = prep.model_pixel_size_nm or 1.0
+    stats = image_stats(prep.image, unit_size)
+    train = (checkpoint.meta.provenance or {}).get("input_stats")
+    if train:
+        if abs(stats["skewness"] - float(train.get("skewness", 0))) > 1.0:
+            warnings.append(f"intensity skewness {stats['skewness']:.2f} vs {float(train['skewness']):.2f} in "
+                            "training: different contrast (bright-field vs dark-field/HAADF?)")
+        if abs(stats["kurtosis"] - float(train.get("kurtosis", 0))) > 3.0:
+            warnings.append(f"intensity kurtosis {stats['kurtosis']:.2f} vs {float(train['kurtosis']):.2f} in "
+                            "training: different intensity distribution")
+        if stats["clipped_fraction"] > max(0.05, 3 * float(train.get("clipped_fraction", 0))):
+            warnings.append(f"{100 * stats['clipped_fraction']:.1f} % of pixels are at the intensity limits "
+                            "(saturated or clipped); the model saw few such pixels")
+        tp = train.get("spectrum_peaks") or []
+        if tp and stats["spectrum_peaks"]:
+            best = min(abs(np.log(stats["spectrum_peaks"][0] / t)) for t in tp)
+            if best > np.log(1.25):
+                warnings.append(f"strongest periodicity {stats['spectrum_peaks'][0]:.3g} "
+                                f"{'nm' if prep.model_pixel_size_nm else 'px'} matches none seen in training "
+                                f"({', '.join(f'{t:.3g}' for t in tp)})")
+    if stats["spectrum_peaks"] and stats["spectrum_peaks"][0] / unit_size < 3.0:
+        warnings.append(f"a periodicity of {stats['spectrum_peaks'][0] / unit_size:.1f} px on the model's grid is "
+                        "close to the sampling limit: lattice fringes may be lost by the resampling")
+    return DomainCheck(warnings, ratio, stats, train)
+
+
+# ------------------------------------------------------------------------------------------------ folder evaluation
+def match_pairs(images_dir, masks_dir) -> list[tuple]:
+    """(image, mask) paths matched by file stem; unmatched images are an error naming them."""
+    from pathlib import Path
+
+    from temzoo.io import SUPPORTED_EXTENSIONS
+    from temzoo.io.masks import MASK_SUFFIXES
+
+    idir, mdir = Path(images_dir), Path(masks_dir)
+    for d, what in ((idir, "images"), (mdir, "masks")):
+        if not d.is_dir():
+            raise DataError(f"{what} folder {d} does not exist; give a folder of {what}")
+    exts = {e.lower() for e in SUPPORTED_EXTENSIONS}
+    images = sorted(p for p in idir.iterdir() if p.is_file() and p.suffix.lower() in exts)
+    masks = {p.stem: p for p in sorted(mdir.iterdir()) if p.is_file() and p.suffix.lower() in MASK_SUFFIXES}
+    if not images:
+        raise DataError(f"no images in {idir} (looked for {', '.join(sorted(exts))})")
+    missing = [p.name for p in images if p.stem not in masks]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(f"no mask with the same file stem in {mdir} for: {shown}; masks are matched by file name")
+    return [(p, masks[p.stem]) for p in images]
+
+
+def evaluate_folders(checkpoint, images_dir, masks_dir, pixel_size_nm: float | None = None, options=None,
+                     threshold: float = 0.5, progress=None) -> dict:
+    """Pooled metrics of ``checkpoint`` over an image/mask folder pair (pixel counts and objects summed over images).
+
+    ``pixel_size_nm`` sets the pixel size of every image (for files that do not carry one; it overrides the file).
+    """
+    from temzoo.confidence import reliability
+    from temzoo.io import read_micrograph
+    from temzoo.io.masks import read_mask
+    from temzoo.predict import PredictOptions, predict
+
+    if pixel_size_nm is not None and not pixel_size_nm > 0:
+        raise DataError(f"--pixel-size-nm must be > 0, got {pixel_size_nm}")
+    opts = options or PredictOptions(threshold=threshold)
+    pairs = match_pairs(images_dir, masks_dir)
+    pix, obj = PixelCounts(), ObjectCounts()
+    n_bins = 15
+    bin_n = np.zeros(n_bins)
+    bin_conf = np.zeros(n_bins)
+    bin_acc = np.zeros(n_bins)
+    per_image = []
+    calibrated_all = True
+    for i, (ip, mp) in enumerate(pairs):
+        mg = read_micrograph(ip)
+        if pixel_size_nm is not None:
+            mg = mg.with_data(mg.data, pixel_size_nm=pixel_size_nm)
+        calibrated_all = calibrated_all and mg.calibrated
+        truth = read_mask(mp)
+        if truth.shape != mg.shape:
+            raise DataError(f"mask {mp.name} is {truth.shape[1]}x{truth.shape[0]} but image {ip.name} is "
+                            f"{mg.shape[1]}x{mg.shape[0]}; masks must match their images")
+        pred = predict(checkpoint, mg, opts)
+        if pred.probability.ndim != 2:
+            raise DataError("evaluate supports binary (one-class) models; this model has several classes")
+        pc = pixel_counts(pred.probability, truth, threshold)
+        oc = object_counts(pred.mask, truth, mg.pixel_size_nm)
+        rel = reliability(pred.probability, truth, n_bins=n_bins, threshold=threshold)
+        pix, obj = pix + pc, obj + oc
+        valid = rel.count > 0
+        bin_n += rel.count
+        bin_conf[valid] += rel.confidence[valid] * rel.count[valid]
+        bin_acc[valid] += rel.accuracy[valid] * rel.count[valid]
+        per_image.append({"image": ip.name, **pc.scores(), "object_f1": oc.scores()["object_f1"],
+                          "n_pred_objects": oc.n_pred, "n_true_objects": oc.n_true, "ece": rel.ece})
+        if progress is not None:
+            progress((i + 1) / len(pairs), ip.name)
+    out = pix.scores()
+    os_ = obj.scores()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ece = float(np.nansum(bin_n / max(bin_n.sum(), 1) * np.abs(bin_acc / bin_n - bin_conf / bin_n)))
+    out.update({"object_f1": os_["object_f1"], "count_error": os_["count_error"], "ece": ece,
+                "n_images": len(pairs), "size_distance": os_["size_distance"],
+                "size_unit": "nm" if calibrated_all else "px",
+                "threshold": threshold, "model": checkpoint.model_id, "per_image": per_image})
+    return out

@@ -1,0 +1,290 @@
+"""Inference: one micrograph frame in, a :class:`~temzoo.types.Prediction` on the frame's own pixel grid out.
+
+Steps: resample to the checkpoint's pixel size -> normalise exactly as in training -> pad to the net's stride ->
+overlapping tiles in batches (optionally x8 dihedral TTA and/or N MC-dropout passes) -> blended merge -> back to the
+original grid -> probability, confidence, entropy, spread maps. The caller's arrays and the (possibly shared, cached)
+model are never modified: the model is copied once per device into channels-last layout and run in inference mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from temzoo.errors import DataError, ModelError
+
+Progress = Callable[[float, str], None]
+
+# A resampled frame larger than this many pixels is refused: it means the pixel sizes are wildly different.
+MAX_MODEL_PIXELS = 16384 * 16384
+PIXEL_RATIO_WARN = 2.0
+
+
+@dataclass
+class PredictOptions:
+    """How to run a model; every field has a sensible default."""
+
+    tta: bool = False  # average over the 8 rotations/flips; per-pixel spread in maps["tta_spread"]
+    mc_dropout: int = 0  # number of Monte-Carlo dropout passes (0 = off)
+    mc_p: float = 0.2  # dropout rate of the MC hook before the segmentation head
+    threshold: float = 0.5
+    temperature: float = 1.0  # logits are divided by this (fit with temzoo.confidence.fit_temperature)
+    tile_size: int | None = None  # max tile edge in model pixels; None: 1024 on CPU, 2048 on CUDA
+    overlap: int = 48  # px overlap between tiles (blended; about 2.5x the 95 % radius of the default net)
+    batch_size: int | None = None  # tiles per forward; None: from a pixel budget
+    device: str = "auto"
+    seed: int | None = 0  # MC-dropout seed (reproducible maps); the global RNG state is restored afterwards
+
+
+@dataclass
+class PreparedInput:
+    """A frame as the network sees it: resampled to the model's pixel size and normalised."""
+
+    image: np.ndarray  # normalised, on the model grid
+    original_shape: tuple[int, int]
+    pixel_size_nm: float | None  # of the original frame
+    model_pixel_size_nm: float | None  # of the model grid (None: model uncalibrated, no resampling)
+    factor: float
+    warnings: list[str]
+
+
+def prepare_input(checkpoint, micrograph, frame: int = 0) -> PreparedInput:
+    """Resample one frame to the checkpoint's pixel size and normalise it (a new array; the input is untouched)."""
+    from temzoo.preprocess import normalize, resample, scale_factor
+
+    if checkpoint.meta.task != "segmentation":
+        raise ModelError(f"model {checkpoint.model_id!r} is a {checkpoint.meta.task} model, not a segmentation model; "
+                         "fine-tune it for segmentation first or pick another model")
+    try:
+        img = micrograph.frame(frame)
+    except IndexError as err:
+        raise DataError(f"{err}; pick a frame between 0 and {micrograph.n_frames - 1}") from None
+    if img.ndim != 2 or min(img.shape) < 2:
+        raise DataError(f"expected a 2D image, got shape {img.shape}; pick one image of the file")
+    warnings: list[str] = []
+    model_nm = checkpoint.meta.pixel_size_nm
+    px = micrograph.pixel_size_nm
+    if px is not None and (not np.isfinite(px) or px <= 0):
+        raise DataError(f"pixel size {px} nm is not a positive number; fix the calibration or leave it unset")
+    if px is None and model_nm:
+        warnings.append(f"image is uncalibrated: assumed the model's pixel size {model_nm:.4g} nm/px "
+                        "(set the pixel size for a size-correct result)")
+    if model_nm is None:
+        warnings.append("model has no pixel size in temzoo.json: image used at its own scale")
+    factor = scale_factor(px, model_nm)
+    h, w = img.shape
+    if h * w * factor * factor > MAX_MODEL_PIXELS:
+        raise DataError(f"image at {px} nm/px would become {int(h * factor)}x{int(w * factor)} px at the model's "
+                        f"{model_nm} nm/px; check the calibration or pick a model trained at a closer pixel size")
+    if max(round(h * factor), round(w * factor)) < 8:
+        raise DataError(f"image at {px} nm/px shrinks below 8 px at the model's {model_nm} nm/px; "
+                        "pick a model trained at a closer pixel size")
+    if px is not None and model_nm and (factor > PIXEL_RATIO_WARN or factor < 1 / PIXEL_RATIO_WARN):
+        warnings.append(f"pixel size {px:.4g} nm differs from the model's {model_nm:.4g} nm by x{px / model_nm:.3g}: "
+                        "the image was resampled by that much; results may be off")
+    resampled = resample(img, factor, order="bilinear")
+    x = normalize(resampled, checkpoint.meta.norm)
+    return PreparedInput(x, (h, w), px, model_nm if model_nm else px, factor, warnings)
+
+
+# -------------------------------------------------------------------------------------------- runtime model per device
+_RUNTIME: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _version(model) -> int:
+    # Tensor._version grows on every in-place change (an optimizer step): a changed source invalidates the copy.
+    return sum(p._version for p in model.parameters())
+
+
+def runtime_model(model, device):
+    """An eval-mode, channels-last copy of ``model`` on ``device``, cached per source model and device.
+
+    The source (possibly a ``st.cache_resource`` object shared between sessions) is never moved or converted.
+    """
+    import copy
+
+    import torch
+
+    per_model = _RUNTIME.setdefault(model, {})
+    key = str(device)
+    version = _version(model)
+    hit = per_model.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    rt = copy.deepcopy(model).to(device).eval()
+    rt = rt.to(memory_format=torch.channels_last)
+    for p in rt.parameters():
+        p.requires_grad_(False)
+    per_model[key] = (version, rt)
+    return rt
+
+
+# ------------------------------------------------------------------------------------------------------ tile forward
+def _forward_probs(model, x, device, temperature: float):
+    import torch
+
+    from temzoo.confidence import probabilities
+
+    x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(x)
+    else:
+        logits = model(x)
+    return probabilities(logits, temperature)
+
+
+def _tile_samples(model, x, device, opts: PredictOptions) -> list:
+    """The K probability samples ``(B, C, h, w)`` for one batch of tiles."""
+    from temzoo.confidence import dihedral, dihedral_inverse, mc_dropout
+
+    transforms = _transforms(opts)
+    passes = max(1, opts.mc_dropout)
+    out = []
+    for _ in range(passes):
+        for k, flip in transforms:
+            xt = dihedral(x, k, flip) if (k or flip) else x
+            if opts.mc_dropout > 0:
+                with mc_dropout(model, opts.mc_p):
+                    p = _forward_probs(model, xt, device, opts.temperature)
+            else:
+                p = _forward_probs(model, xt, device, opts.temperature)
+            out.append(dihedral_inverse(p, k, flip) if (k or flip) else p)
+    return out
+
+
+def _transforms(opts: PredictOptions):
+    from temzoo.confidence import DIHEDRAL
+
+    return DIHEDRAL if opts.tta else ((0, False),)
+
+
+def run_tiled(checkpoint, image: np.ndarray, opts: PredictOptions, progress: Progress | None = None,
+              device=None) -> tuple[np.ndarray, dict]:
+    """Run the net over a normalised 2D image on the model grid.
+
+    Returns ``(maps, info)`` with ``maps`` of shape ``(C + 2, H, W)`` when several samples are drawn (mean class
+    probabilities, then spread, then mean per-sample entropy) or ``(C, H, W)`` otherwise.
+    """
+    import torch
+
+    from temzoo.confidence import summarize_samples
+    from temzoo.device import pick_device
+    from temzoo.tiling import BlendMerger, TileGrid, pad_to_stride
+
+    device = device or pick_device(opts.device)
+    model = runtime_model(checkpoint.model, device)
+    stride = checkpoint.spec.stride
+    padded, (h, w) = pad_to_stride(image, stride)
+    tile = opts.tile_size or (2048 if device.type == "cuda" else 1024)
+    grid = TileGrid.for_image(padded.shape, tile, opts.overlap, stride)
+    budget = (4096 * 4096) if device.type == "cuda" else (2048 * 1024)
+    batch = opts.batch_size or max(1, budget // (grid.tile_h * grid.tile_w))
+    n_samples = len(_transforms(opts)) * max(1, opts.mc_dropout)
+    classes = checkpoint.spec.classes
+    channels = classes + (2 if n_samples > 1 else 0)
+    merger = BlendMerger(grid, channels)
+    boxes = grid.boxes
+    src = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))
+    th, tw = grid.tile_h, grid.tile_w
+    t0 = time.perf_counter()
+    rng_ctx = torch.random.fork_rng(devices=[]) if opts.mc_dropout > 0 else contextlib.nullcontext()
+    with torch.inference_mode(), rng_ctx:
+        if opts.mc_dropout > 0 and opts.seed is not None:
+            torch.manual_seed(opts.seed)
+        for i in range(0, len(boxes), batch):
+            chunk = boxes[i:i + batch]
+            x = torch.stack([src[y:y + th, x0:x0 + tw] for y, x0 in chunk])[:, None]
+            samples = _tile_samples(model, x, device, opts)
+            if n_samples > 1:
+                st = summarize_samples(samples)
+                out = torch.cat([st.mean, st.spread[:, None], st.mean_entropy[:, None]], dim=1)
+            else:
+                out = samples[0]
+            out = out.float().cpu().numpy()
+            for (y, x0), tile_out in zip(chunk, out):
+                merger.add(y, x0, tile_out)
+            if progress is not None:
+                progress(min(1.0, (i + len(chunk)) / len(boxes)), f"tile {i + len(chunk)}/{len(boxes)}")
+    maps = merger.result()[:, :h, :w]
+    info = {"tiles": len(boxes), "tile_shape": [th, tw], "batch_size": batch, "samples": n_samples,
+            "device": str(device), "forward_seconds": time.perf_counter() - t0}
+    return maps, info
+
+
+# ----------------------------------------------------------------------------------------------------------- predict
+def predict(checkpoint, micrograph, options: PredictOptions | None = None, progress: Progress | None = None,
+            frame: int = 0):
+    """Segment one frame of ``micrograph`` with ``checkpoint``; the result lies on the frame's own pixel grid."""
+    from temzoo.confidence import entropy, hard_mask, max_probability
+    from temzoo.preprocess import resize
+    from temzoo.types import Prediction
+
+    opts = options or PredictOptions()
+    if opts.mc_dropout < 0 or opts.temperature <= 0 or not 0 < opts.threshold < 1:
+        raise DataError("mc_dropout must be >= 0, temperature > 0 and threshold between 0 and 1")
+    t0 = time.perf_counter()
+    prep = prepare_input(checkpoint, micrograph, frame)
+    maps, info = run_tiled(checkpoint, prep.image, opts, progress)
+    # Back to the original grid (bilinear on probabilities, then threshold: smoother edges than nearest on masks).
+    maps = resize(maps, prep.original_shape, order="bilinear") if maps.shape[-2:] != prep.original_shape else maps
+    classes = checkpoint.spec.classes
+    probs = np.clip(maps[:classes], 0.0, 1.0)
+    if classes > 1:
+        probs = probs / np.maximum(probs.sum(0, keepdims=True), 1e-6)
+    probability = probs[0] if classes == 1 else probs
+    extra: dict[str, np.ndarray] = {"entropy": entropy(probability)}
+    if maps.shape[0] > classes:
+        spread, mean_entropy = maps[classes], maps[classes + 1]
+        mi = np.maximum(extra["entropy"] - mean_entropy, 0).astype(np.float32)
+        if opts.mc_dropout > 0:
+            extra["mc_spread"], extra["mc_mutual_information"] = spread, mi
+        if opts.tta:
+            extra["tta_spread" if opts.mc_dropout == 0 else "tta_mc_spread"] = spread
+            if opts.mc_dropout == 0:
+                extra["tta_mutual_information"] = mi
+    info.update({"scale_factor": prep.factor, "model_grid_shape": list(prep.image.shape), "tta": opts.tta,
+                 "mc_dropout": opts.mc_dropout, "temperature": opts.temperature, "frame": frame})
+    return Prediction(
+        mask=hard_mask(probability, opts.threshold),
+        probability=np.ascontiguousarray(probability, dtype=np.float32),
+        confidence=max_probability(probability),
+        pixel_size_nm=prep.pixel_size_nm,
+        resampled_to_nm=prep.model_pixel_size_nm,
+        model_id=checkpoint.model_id,
+        seconds=time.perf_counter() - t0,
+        maps=extra,
+        warnings=list(prep.warnings),
+        info=info,
+    )
+
+
+def predict_stack(checkpoint, micrograph, options: PredictOptions | None = None,
+                  progress: Progress | None = None) -> list:
+    """One :class:`Prediction` per frame of a stack (a single image gives a list of one)."""
+    n = micrograph.n_frames
+    out = []
+    for i in range(n):
+        sub = None
+        if progress is not None:
+            def sub(f, text="", i=i):  # noqa: ANN001
+                progress((i + f) / n, f"frame {i + 1}/{n}: {text}")
+        out.append(predict(checkpoint, micrograph, options, sub, frame=i))
+    return out
+
+
+def tiles_needed(shape: tuple[int, int], tile: int, overlap: int, stride: int) -> int:
+    """How many tiles an image of ``shape`` (model grid) takes; for progress estimates and the docs."""
+    from temzoo.tiling import TileGrid, padded_size
+
+    return len(TileGrid.for_image((padded_size(shape[0], stride), padded_size(shape[1], stride)), tile, overlap,
+                                  stride))
+
+
+__all__ = ["PredictOptions", "PreparedInput", "predict", "predict_stack", "prepare_input", "run_tiled",
+           "runtime_model", "tiles_needed"]

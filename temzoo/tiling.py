@@ -1,0 +1,141 @@
+"""Pad to the network's stride, cut overlapping tiles, and merge tile outputs with blended (feathered) weights.
+
+A fully convolutional net sees less context near a tile's edge, so neighbouring tiles overlap and their outputs are
+mixed with weights that fall off linearly inside the overlap: seams disappear and the sum of weights is never zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def padded_size(n: int, stride: int) -> int:
+    """Smallest multiple of ``stride`` that is >= ``n``."""
+    return int(math.ceil(n / stride) * stride)
+
+
+def pad_to_stride(image: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reflect-pad the last two axes at the bottom/right up to multiples of ``stride``.
+
+    Returns the padded array (a new array; the input is untouched) and the original ``(H, W)`` to crop back to.
+    Reflection keeps image statistics at the border (zeros would look like a dark edge to the net).
+    """
+    h, w = image.shape[-2:]
+    ph, pw = padded_size(h, stride) - h, padded_size(w, stride) - w
+    if ph == 0 and pw == 0:
+        return image, (h, w)
+    pad = [(0, 0)] * (image.ndim - 2) + [(0, ph), (0, pw)]
+    # 'reflect' needs pad < size; tiny images fall back to 'symmetric' which repeats the edge pixel.
+    mode = "reflect" if ph < h and pw < w else "symmetric"
+    return np.pad(image, pad, mode=mode), (h, w)
+
+
+def tile_starts(length: int, tile: int, overlap: int, stride: int = 1) -> list[int]:
+    """Start offsets covering ``[0, length)`` with tiles of ``tile`` px overlapping by at least ``overlap`` px.
+
+    Offsets are multiples of ``stride``: a strided CNN is shift-equivariant only for such shifts, so a tile cut
+    elsewhere would see a different sampling phase and disagree with its neighbour in the overlap.
+    """
+    if length <= tile:
+        return [0]
+    step = max(stride, tile - overlap)
+    n = max(2, int(math.ceil((length - overlap) / step)))
+    # Evenly spread so that every overlap is about the same (no thin last tile); the last tile ends at the edge.
+    starts = [int(round(i * (length - tile) / (n - 1) / stride)) * stride for i in range(n)]
+    starts[-1] = length - tile
+    return sorted(set(starts))
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where tiles sit in a (padded) image of ``shape``; each tile is ``tile_h x tile_w``."""
+
+    shape: tuple[int, int]
+    tile_h: int
+    tile_w: int
+    overlap: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    @classmethod
+    def for_image(cls, shape: tuple[int, int], tile: int, overlap: int, stride: int) -> TileGrid:
+        """Tiles of at most ``tile`` px for a padded image ``shape`` (multiples of ``stride``).
+
+        The tile size is then shrunk to the smallest stride multiple that still covers the axis with the same number
+        of tiles: a 2048 px axis with 1024 px tiles and 32 px overlap gets 3 tiles of 704 px (3 % extra pixels)
+        rather than 3 of 1024 px (50 % extra).
+        """
+        h, w = shape
+        tile = max(stride, padded_size(tile, stride))
+        overlap = max(0, min(overlap, tile // 2))
+        th, ys = _axis(h, tile, overlap, stride)
+        tw, xs = _axis(w, tile, overlap, stride)
+        return cls((h, w), th, tw, overlap, tuple(ys), tuple(xs))
+
+    @property
+    def boxes(self) -> list[tuple[int, int]]:
+        """Top-left corners ``(y, x)`` of all tiles, row by row."""
+        return [(y, x) for y in self.ys for x in self.xs]
+
+    def __len__(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def weight(self, y: int, x: int) -> np.ndarray:
+        """Blend weights of the tile at ``(y, x)``: 1 inside, linear ramps on sides that have a neighbour."""
+        wy = _ramp(self.tile_h, self.overlap, y > 0, y + self.tile_h < self.shape[0])
+        wx = _ramp(self.tile_w, self.overlap, x > 0, x + self.tile_w < self.shape[1])
+        return np.outer(wy, wx).astype(np.float32)
+
+
+def _axis(length: int, tile: int, overlap: int, stride: int) -> tuple[int, list[int]]:
+    if length <= tile:
+        return length, [0]
+    n = int(math.ceil((length - overlap) / (tile - overlap)))
+    t = min(length, padded_size(int(math.ceil((length + (n - 1) * overlap) / n)), stride))
+    return t, tile_starts(length, t, overlap, stride)
+
+
+def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
+    w = np.ones(n, dtype=np.float32)
+    if overlap <= 0:
+        return w
+    # Zero-ish over the outer quarter of the overlap (the pixels there lack context in this tile), then linear;
+    # strictly positive so that the weight sum is never 0, even at an image corner.
+    m = overlap // 4
+    r = np.clip((np.arange(overlap, dtype=np.float32) + 0.5 - m) / max(overlap - 2 * m, 1), 1e-3, 1.0)
+    if rise:
+        w[:overlap] = np.minimum(w[:overlap], r)
+    if fall:
+        w[-overlap:] = np.minimum(w[-overlap:], r[::-1])
+    return w
+
+
+class BlendMerger:
+    """Accumulate weighted tile outputs ``(C, th, tw)`` into ``(C, H, W)`` maps; :meth:`result` divides by weights."""
+
+    def __init__(self, grid: TileGrid, channels: int) -> None:
+        self.grid = grid
+        self.sum = np.zeros((channels, *grid.shape), dtype=np.float32)
+        self.weights = np.zeros(grid.shape, dtype=np.float32)
+        self._cache: dict[tuple[bool, bool, bool, bool], np.ndarray] = {}
+
+    def _weight(self, y: int, x: int) -> np.ndarray:
+        # Only 9 distinct weight tiles exist (corners, edges, interior): compute each once.
+        g = self.grid
+        key = (y > 0, y + g.tile_h < g.shape[0], x > 0, x + g.tile_w < g.shape[1])
+        if key not in self._cache:
+            self._cache[key] = g.weight(y, x)
+        return self._cache[key]
+
+    def add(self, y: int, x: int, values: np.ndarray) -> None:
+        w = self._weight(y, x)
+        th, tw = self.grid.tile_h, self.grid.tile_w
+        self.sum[:, y:y + th, x:x + tw] += values * w
+        self.weights[y:y + th, x:x + tw] += w
+
+    def result(self) -> np.ndarray:
+        self.sum /= self.weights  # in place: the accumulator is ours and this avoids a full-size copy
+        return self.sum

@@ -1,0 +1,82 @@
+"""Batch augmentation on tensors (CPU or GPU): the 8 dihedral transforms, intensity jitter, Poisson noise at a dose.
+
+Scale jitter happens when tiles are cut (:class:`temzoo.train.data.TileSampler`), because it changes the crop size.
+All functions return new tensors and take an explicit ``torch.Generator`` so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Transform ``k`` in 0..7 of the square's symmetry group on the last two axes (k >= 4 adds a flip)."""
+    y = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(y, dims=(-1,)) if k >= 4 else y
+
+
+def random_dihedral(x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Apply an independent random dihedral transform to each sample of ``x`` (N, C, H, W) and its target ``y``."""
+    ks = torch.randint(0, 8, (x.shape[0],), generator=g, device=g.device).tolist()
+    xs = torch.stack([dihedral(x[i], k) for i, k in enumerate(ks)])
+    ys = None if y is None else torch.stack([dihedral(y[i], k) for i, k in enumerate(ks)])
+    return xs, ys
+
+
+def intensity_jitter(x: torch.Tensor, g: torch.Generator, contrast: float = 0.2, brightness: float = 0.2) -> torch.Tensor:
+    """Per-sample contrast (x0.8..1.25) and brightness (+-0.2 sd) changes of a standardised image."""
+    n = x.shape[0]
+    shape = (n,) + (1,) * (x.ndim - 1)
+    log_c = (torch.rand(shape, generator=g, device=g.device) * 2 - 1) * math.log1p(contrast)
+    b = (torch.rand(shape, generator=g, device=g.device) * 2 - 1) * brightness
+    return x * torch.exp(log_c).to(x.dtype) + b.to(x.dtype)
+
+
+def random_doses(n: int, dose_range: tuple[float, float], g: torch.Generator) -> torch.Tensor:
+    """Doses (mean counts per pixel) drawn log-uniformly from ``dose_range``."""
+    lo, hi = math.log(dose_range[0]), math.log(dose_range[1])
+    return torch.exp(lo + torch.rand(n, generator=g, device=g.device) * (hi - lo))
+
+
+def poisson_noise(x: torch.Tensor, dose: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Shot noise as if each sample were recorded with ``dose`` mean counts per pixel.
+
+    The image is mapped to non-negative intensities (min..max -> 0..2*dose around the mean), sampled, and mapped back
+    to the sample's own mean and standard deviation, so the noisy tile stays standardised like its clean version.
+    """
+    dims = tuple(range(1, x.ndim))
+    xf = x.float()
+    lo = xf.amin(dim=dims, keepdim=True)
+    hi = xf.amax(dim=dims, keepdim=True)
+    rel = (xf - lo) / (hi - lo).clamp_min(1e-6)  # 0..1
+    d = dose.float().view(-1, *([1] * (x.ndim - 1)))
+    lam = rel * (2 * d)  # mean pixel ~ dose counts
+    counts = torch.poisson(lam, generator=g)
+    noisy = counts / (2 * d)
+    mean, std = xf.mean(dim=dims, keepdim=True), xf.std(dim=dims, keepdim=True)
+    nm, ns = noisy.mean(dim=dims, keepdim=True), noisy.std(dim=dims, keepdim=True).clamp_min(1e-6)
+    return ((noisy - nm) / ns * std + mean).to(x.dtype)
+
+
+def augment_batch(
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    g: torch.Generator,
+    *,
+    noise_probability: float = 0.5,
+    dose_range: tuple[float, float] = (2.0, 200.0),
+    jitter: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The segmentation augmentation: dihedral (image and mask), intensity jitter, Poisson noise on some tiles."""
+    x, y = random_dihedral(x, y, g)
+    if jitter:
+        x = intensity_jitter(x, g)
+    if noise_probability > 0:
+        pick = torch.rand(x.shape[0], generator=g, device=g.device) < noise_probability
+        if bool(pick.any()):
+            noisy = poisson_noise(x[pick], random_doses(int(pick.sum()), dose_range, g), g)
+            x = x.clone()
+            x[pick] = noisy
+    return x, y

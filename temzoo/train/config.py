@@ -1,0 +1,119 @@
+"""Training configuration: one dataclass shared by the CLI, background jobs and the app (stored as config.json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from temzoo.errors import TemzooError
+
+STRATEGIES = ("scratch", "freeze-encoder", "freeze-decoder", "full", "gradual", "l2", "l2sp")
+TASKS = ("segmentation", "denoising")
+LOSSES = ("bce+dice", "focal", "bce", "dice", "mse", "l1")
+# The recommended strategy when a pretrained base exists (see docs/FINETUNING.md for the measurements behind it).
+RECOMMENDED_STRATEGY = "full"
+DEFAULT_EPOCHS = 30  # used when neither epochs nor minutes is given
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``to_dict``/``from_dict`` round-trip through JSON."""
+
+    images: str  # folder of images (any format temzoo.io reads)
+    masks: str | None = None  # folder of masks matched by file stem, or a COCO .json, or a YOLO-seg folder
+    annotations: str | None = None  # COCO json or YOLO-seg folder instead of masks
+    base: str = "scratch"  # zoo id / folder / Hub id (temzoo.zoo.load_model); "scratch" = random init
+    strategy: str = "full"
+    task: str = "segmentation"  # or "denoising" (pretrain-denoise)
+    epochs: int | None = None
+    minutes: float | None = None  # wall-clock budget; either or both (the first reached stops)
+    pixel_size_nm: float | None = None  # pixel size of the images (overrides the files' calibration)
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 4
+    tile_size: int = 256
+    lr: float = 1e-3
+    loss: str = "bce+dice"  # or "focal" (segmentation); denoising uses "mse" (or "l1")
+    val_fraction: float = 0.25  # split by source image, never by tile
+    l2_lambda: float = 1e-4
+    l2sp_alpha: float = 1e-2
+    l2sp_beta: float = 1e-4
+    patience: int = 10  # epochs without a better validation score before stopping
+    # --- beyond the contract ---
+    # Pixel size the model works at. None = automatic: the base's own pixel size when both it and the images are
+    # calibrated (so a zoo model sees the scale it learnt), otherwise the images' pixel size times ``downsample``.
+    target_pixel_size_nm: float | None = None
+    # Shrink factor applied when the target is automatic and the base does not fix the scale (e.g. 2 for 1024^2
+    # bright-field images whose features span many pixels: 4x fewer pixels per step on a CPU).
+    downsample: float = 1.0
+    val_names: list[str] | None = None  # pin the validation images by file stem (e.g. to compare strategies)
+    weight_decay: float = 1e-4  # AdamW's decoupled decay (set to 0 for l2/l2sp, whose penalty replaces it)
+    warmup_fraction: float = 0.03
+    min_lr_fraction: float = 0.02  # the cosine schedule ends at lr * this
+    steps_per_epoch: int | None = None  # None: enough random tiles to cover the training images once (>= 8)
+    freeze_bn_below: int = 8  # full/l2/l2sp/gradual: BatchNorm statistics of pretrained parts frozen below this batch
+    unfreeze_every: int | None = None  # gradual: epochs per stage; None spreads the stages over the budget
+    augment: bool = True
+    scale_jitter: float = 0.1  # +-10 % zoom around the target pixel size
+    noise_probability: float = 0.5  # fraction of tiles given Poisson noise at a random dose (segmentation)
+    dose_range: tuple[float, float] = (2.0, 200.0)  # mean counts per pixel for the Poisson noise
+    channels_last: bool = True  # on CUDA only (it slows the CPU path)
+    amp: bool = True  # bf16 autocast on CUDA
+    # CPU threads; None = automatic: as many as the machine has idle cores (OpenMP threads fighting other processes
+    # for busy cores run 10-30x slower than one thread, measured on a loaded 2-core machine).
+    cpu_threads: int | None = None
+    class_names: list[str] | None = None  # default from the masks (binary: background, foreground)
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dose_range, list):
+            self.dose_range = tuple(self.dose_range)  # type: ignore[assignment]
+
+    def validate(self) -> TrainConfig:
+        """Raise :class:`TemzooError` (one line) for values no training run can use; return self."""
+        if self.strategy not in STRATEGIES:
+            raise TemzooError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.task not in TASKS:
+            raise TemzooError(f"unknown task {self.task!r}; choose segmentation or denoising")
+        if self.loss not in LOSSES:
+            raise TemzooError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise TemzooError(f"epochs must be at least 1 (got {self.epochs})")
+        if self.minutes is not None and not self.minutes > 0:
+            raise TemzooError(f"minutes must be positive (got {self.minutes})")
+        if self.batch_size < 1:
+            raise TemzooError(f"batch size must be at least 1 (got {self.batch_size})")
+        if self.tile_size < 16:
+            raise TemzooError(f"tile size must be at least 16 pixels (got {self.tile_size})")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise TemzooError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
+        for name in ("pixel_size_nm", "target_pixel_size_nm"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise TemzooError(f"{name.replace('_', ' ')} must be positive (got {v})")
+        if not self.downsample > 0:
+            raise TemzooError(f"downsample must be positive (got {self.downsample})")
+        if not self.lr > 0:
+            raise TemzooError(f"learning rate must be positive (got {self.lr})")
+        if self.task == "segmentation" and self.masks is None and self.annotations is None:
+            raise TemzooError("segmentation needs labels: give a masks folder, a COCO json or a YOLO-seg folder")
+        return self
+
+    @property
+    def budget_epochs(self) -> int | None:
+        """Epoch limit actually used (a default when neither epochs nor minutes is given)."""
+        if self.epochs is None and self.minutes is None:
+            return DEFAULT_EPOCHS
+        return self.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["dose_range"] = list(self.dose_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (unknown keys are ignored, so older/newer job folders still load)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,380 @@
+"""Labelled (and unlabelled) training sets: find pairs, read, check, resample, normalise, split by image, sample tiles.
+
+Flow: :func:`read_set` (files -> raw arrays + pixel sizes, every problem a :class:`DataError`) ->
+:func:`prepare` (resample to the model's pixel size, the one shared normalisation) -> :func:`split_by_image`
+(train/validation by *source image*, so no validation pixel was ever seen in training) -> :class:`TileSampler`
+(random training crops with scale jitter) and :func:`grid_tiles` (validation tiles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from temzoo.errors import DataError, TemzooError
+from temzoo.io.masks import MASK_SUFFIXES, read_coco, read_mask, read_yolo_seg
+from temzoo.preprocess import Normalization, normalize, resample
+
+# Mask files may be named like the image or with one of these suffixes on the stem (drawing tools add them).
+MASK_STEM_SUFFIXES = ("", "_mask", "-mask", ".mask", "_label", "_labels", "_gt")
+
+
+@dataclass
+class RawImage:
+    """One source image as read from disk (before resampling/normalisation)."""
+
+    name: str  # file stem: the unit of the train/validation split
+    path: Path
+    image: np.ndarray  # float32 (H, W)
+    mask: np.ndarray | None  # uint8 class indices (H, W), None for unlabelled sets
+    pixel_size_nm: float | None
+    mask_path: Path | None = None
+
+
+@dataclass
+class RawSet:
+    """A set of images (with masks for segmentation) and what was learnt reading it."""
+
+    items: list[RawImage]
+    class_names: list[str]
+    data_hash: str
+    description: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def pixel_sizes(self) -> list[float | None]:
+        return [it.pixel_size_nm for it in self.items]
+
+    @property
+    def calibrated(self) -> bool:
+        return all(p is not None for p in self.pixel_sizes)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class Sample:
+    """A training-ready image: resampled to the target pixel size and normalised; masks as class indices."""
+
+    name: str
+    image: np.ndarray  # float32 (H, W), normalised
+    mask: np.ndarray | None  # uint8 (H, W)
+    scale: float = 1.0  # factor applied to the original image
+    region: str = ""  # set when one image was split into regions
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _image_files(folder: Path) -> list[Path]:
+    from temzoo.io import SUPPORTED_EXTENSIONS
+
+    if not folder.is_dir():
+        raise DataError(f"images folder {folder} does not exist; give a folder of micrographs")
+    exts = {e.lower() for e in SUPPORTED_EXTENSIONS}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts
+                   and not p.name.startswith("."))
+    return files
+
+
+def _looks_like_mask(stem: str) -> bool:
+    return any(stem.endswith(s) for s in MASK_STEM_SUFFIXES if s)
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, float | None, list[str]]:
+    from temzoo.io import read_micrograph
+
+    mg = read_micrograph(path)
+    warnings = []
+    if mg.n_frames > 1:
+        warnings.append(f"{path.name} holds {mg.n_frames} frames; training uses the first")
+    return mg.frame(0), mg.pixel_size_nm, warnings
+
+
+def _sidecar_pixel_sizes(images: Path) -> dict[str, float]:
+    """Pixel sizes recorded by the Label page in ``labelset.json`` beside ``images/`` (its PNGs carry none)."""
+    import json
+
+    p = images.parent / "labelset.json"
+    try:
+        items = json.loads(p.read_text(encoding="utf-8")).get("items", {}) if p.is_file() else {}
+        return {str(k): float(v["pixel_size_nm"]) for k, v in items.items()
+                if isinstance(v, dict) and v.get("pixel_size_nm")}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _file_digest(h: hashlib._Hash, path: Path) -> None:
+    h.update(path.name.encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def read_set(
+    images: str | Path,
+    masks: str | Path | None = None,
+    annotations: str | Path | None = None,
+    *,
+    pixel_size_nm: float | None = None,
+    labelled: bool = True,
+) -> RawSet:
+    """Read a set of images, and their labels when ``labelled``.
+
+    Labels come from ``masks`` (a folder of mask images matched by file stem, optionally with ``_mask``-like
+    suffixes; it may be the images folder itself), or from ``annotations`` (or ``masks``) being a COCO ``.json``
+    or a folder of YOLO-seg ``.txt`` files. ``pixel_size_nm`` overrides the files' calibration.
+    Raises :class:`DataError` for no pairs, size mismatches and unusable masks.
+    """
+    images = Path(images)
+    labels = annotations if annotations is not None else masks
+    files = _image_files(images)
+    warnings: list[str] = []
+    h = hashlib.sha256()
+    class_names = ["background", "foreground"]
+    pairs: list[tuple[Path, Path | np.ndarray | None]] = []
+
+    if not labelled:
+        pairs = [(p, None) for p in files if not _looks_like_mask(p.stem)]
+        kind = "unlabelled images"
+        if not pairs:
+            raise DataError(f"no readable images in {images}; temzoo reads PNG, JPEG, TIFF, DM3/DM4, EMD, SER, MRC")
+    else:
+        if labels is None:
+            raise DataError("no labels given: pass a masks folder, a COCO .json file or a YOLO-seg folder")
+        labels = Path(labels)
+        if labels.is_file() and labels.suffix.lower() == ".json":
+            coco, class_names = read_coco(labels)
+            _file_digest(h, labels)
+            by_name = {p.name: p for p in files}
+            for fname, m in coco.items():
+                if fname in by_name:
+                    pairs.append((by_name[fname], m))
+            missing = sorted(set(coco) - set(by_name))
+            if missing:
+                warnings.append(f"{len(missing)} images listed in {labels.name} are not in {images} "
+                                f"(e.g. {missing[0]})")
+            kind = f"COCO polygons ({labels.name})"
+        elif labels.is_dir() and any(p.suffix == ".txt" for p in labels.iterdir()) and not any(
+                p.suffix.lower() in MASK_SUFFIXES for p in labels.iterdir()):
+            txt = {p.stem: p for p in labels.iterdir() if p.suffix == ".txt" and p.stem != "classes"}
+            for p in files:
+                if p.stem in txt:
+                    pairs.append((p, txt[p.stem]))
+            names_file = labels / "classes.txt"
+            if names_file.exists():
+                class_names = ["background"] + [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
+            kind = f"YOLO-seg labels ({labels.name})"
+        elif labels.is_dir():
+            same = labels.resolve() == images.resolve()
+            mask_files = {p.stem: p for p in labels.iterdir() if p.is_file() and p.suffix.lower() in MASK_SUFFIXES}
+            for p in files:
+                if same and _looks_like_mask(p.stem):
+                    continue
+                for suffix in MASK_STEM_SUFFIXES:
+                    m = mask_files.get(p.stem + suffix)
+                    if m is not None and m != p:
+                        pairs.append((p, m))
+                        break
+            kind = f"mask images ({labels.name})"
+        else:
+            raise DataError(f"labels {labels} not found: give a masks folder, a COCO .json file or a YOLO-seg folder")
+        if not pairs:
+            raise DataError(
+                f"no image/label pairs found: {len(files)} images in {images}, none with a label in {labels} "
+                "(masks are matched by file stem, e.g. images/a.png with masks/a.png)"
+            )
+        unlabelled = len([p for p in files if not _looks_like_mask(p.stem)]) - len(pairs)
+        if unlabelled > 0:
+            warnings.append(f"{unlabelled} images in {images} have no label and are not used")
+
+    sidecar = _sidecar_pixel_sizes(images)
+    items: list[RawImage] = []
+    for img_path, lab in pairs:
+        try:
+            img, px, w = _read_image(img_path)
+        except TemzooError as err:
+            raise DataError(f"cannot read training image {img_path.name}: {err}") from None
+        warnings += w
+        _file_digest(h, img_path)
+        mask = None
+        mask_path = None
+        if isinstance(lab, Path) and lab.suffix == ".txt":
+            mask = read_yolo_seg(lab, img.shape)
+            _file_digest(h, lab)
+            mask_path = lab
+        elif isinstance(lab, Path):
+            mask = read_mask(lab)
+            _file_digest(h, lab)
+            mask_path = lab
+        elif isinstance(lab, np.ndarray):
+            mask = lab
+        if mask is not None and mask.shape != img.shape:
+            raise DataError(
+                f"mask for {img_path.name} is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{img.shape[1]}x{img.shape[0]}; masks must have the image's size"
+            )
+        if pixel_size_nm is not None:
+            px = float(pixel_size_nm)
+        elif px is None:
+            px = sidecar.get(img_path.stem)
+        items.append(RawImage(name=img_path.stem, path=img_path, image=img, mask=mask, pixel_size_nm=px,
+                              mask_path=mask_path))
+
+    if len({it.name for it in items}) != len(items):
+        raise DataError(f"two images in {images} share a file stem; rename them so each stem is unique")
+    if labelled:
+        top = max(int(it.mask.max()) for it in items if it.mask is not None)
+        if top >= len(class_names):
+            class_names = ["background"] + [f"class{i}" for i in range(1, top + 1)] if top > 1 else class_names
+        if all(int(it.mask.max()) == 0 for it in items if it.mask is not None):
+            warnings.append("every mask is empty (no foreground pixels): the model can only learn 'background'")
+    px_known = [it.pixel_size_nm for it in items if it.pixel_size_nm is not None]
+    if px_known and len(px_known) != len(items):
+        warnings.append("some images carry a pixel size and some do not; give --pixel-size-nm to set one for all")
+    desc = f"{len(items)} {kind} from {images.name}"
+    return RawSet(items=items, class_names=class_names, data_hash=h.hexdigest(), description=desc, warnings=warnings)
+
+
+# ------------------------------------------------------------------------------------------ preparation
+def prepare(raw: RawSet, target_pixel_size_nm: float | None, norm: Normalization | None = None,
+            downsample: float = 1.0) -> list[Sample]:
+    """Resample each image to ``target_pixel_size_nm`` (masks with nearest neighbour) and normalise it.
+
+    Images without a pixel size (or with no target) are shrunk by ``downsample`` instead. Returns new arrays.
+    """
+    samples = []
+    for it in raw.items:
+        if target_pixel_size_nm and it.pixel_size_nm:
+            factor = it.pixel_size_nm / target_pixel_size_nm
+        else:
+            factor = 1.0 / downsample
+        img = resample(it.image, factor, order="bilinear") if abs(factor - 1) > 1e-6 else it.image
+        mask = None
+        if it.mask is not None:
+            mask = (resample(it.mask.astype(np.float32), factor, order="nearest").astype(np.uint8)
+                    if abs(factor - 1) > 1e-6 else it.mask.copy())
+        samples.append(Sample(name=it.name, image=normalize(img, norm), mask=mask, scale=factor))
+    return samples
+
+
+def split_by_image(
+    samples: list[Sample], val_fraction: float = 0.25, seed: int = 0, val_names: list[str] | None = None
+) -> tuple[list[Sample], list[Sample], str]:
+    """Split into (train, validation, description) by source image, never by tile.
+
+    ``val_names`` pins the validation images (by stem). With a single image there is nothing to split by, so the
+    image is cut into two disjoint regions (the bottom quarter validates); the description says so.
+    """
+    names = [s.name for s in samples]
+    if val_names:
+        unknown = sorted(set(val_names) - set(names))
+        if unknown:
+            raise DataError(f"validation image(s) {', '.join(unknown)} are not in the labelled set")
+        val = [s for s in samples if s.name in set(val_names)]
+        train = [s for s in samples if s.name not in set(val_names)]
+        if not train:
+            raise DataError("every labelled image is in the validation set; leave at least one for training")
+        return train, val, f"validation images pinned: {', '.join(s.name for s in val)}"
+    if len(samples) == 1 or val_fraction <= 0:
+        if len(samples) > 1:
+            return list(samples), [], "no validation split (val_fraction 0): early stopping uses the training loss"
+        s = samples[0]
+        h = s.image.shape[0]
+        cut = max(1, int(round(h * (1 - max(val_fraction, 0.25)))))
+        if h - cut < 16:
+            return [s], [], "one small image: no validation region (early stopping uses the training loss)"
+        top = Sample(s.name, s.image[:cut].copy(), None if s.mask is None else s.mask[:cut].copy(), s.scale, "top")
+        bottom = Sample(s.name, s.image[cut:].copy(), None if s.mask is None else s.mask[cut:].copy(), s.scale,
+                        "bottom")
+        return [top], [bottom], (f"one labelled image: rows 0..{cut - 1} train, rows {cut}..{h - 1} validate "
+                                 "(disjoint regions)")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(samples))
+    n_val = min(len(samples) - 1, max(1, int(round(len(samples) * val_fraction))))
+    val_idx = set(order[:n_val].tolist())
+    train = [s for i, s in enumerate(samples) if i not in val_idx]
+    val = [s for i, s in enumerate(samples) if i in val_idx]
+    return train, val, (f"{len(train)} training images ({', '.join(s.name for s in train)}), {len(val)} validation "
+                        f"images ({', '.join(s.name for s in val)}), split by image (seed {seed})")
+
+
+# ------------------------------------------------------------------------------------------------- tiles
+def effective_tile(samples: list[Sample], tile_size: int, stride: int) -> int:
+    """The tile edge used: ``tile_size`` rounded down to the net's stride, no larger than the smallest image."""
+    smallest = min(min(s.image.shape) for s in samples)
+    t = min(tile_size, smallest)
+    return max(stride, (t // stride) * stride)
+
+
+class TileSampler:
+    """Random training crops (with scale jitter) from the training images only.
+
+    Tiles are drawn with probability proportional to image area, so big images are not under-sampled.
+    """
+
+    def __init__(self, samples: list[Sample], tile: int, scale_jitter: float = 0.0, seed: int = 0) -> None:
+        if not samples:
+            raise DataError("no training images left after the split; add more labelled images")
+        self.tile = tile
+        self.scale_jitter = float(scale_jitter)
+        self.rng = np.random.default_rng(seed)
+        need = int(math.ceil(tile * (1 + self.scale_jitter))) + 1
+        self.images, self.masks = [], []
+        for s in samples:
+            ph, pw = max(0, need - s.image.shape[0]), max(0, need - s.image.shape[1])
+            pad = ((0, ph), (0, pw))
+            self.images.append(np.pad(s.image, pad, mode="reflect") if ph or pw else s.image)
+            if s.mask is not None:
+                self.masks.append(np.pad(s.mask, pad, mode="reflect") if ph or pw else s.mask)
+        self.names = [s.name for s in samples]
+        area = np.array([im.size for im in self.images], dtype=np.float64)
+        self.p = area / area.sum()
+
+    @property
+    def area_tiles(self) -> float:
+        """How many tiles cover the training images once."""
+        return float(sum(im.size for im in self.images)) / self.tile**2
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` tiles: images ``(n, tile, tile)`` float32 and masks ``(n, tile, tile)`` uint8 (None if unlabelled)."""
+        from temzoo.preprocess import resize
+
+        t = self.tile
+        xs, ms = [], []
+        for _ in range(n):
+            i = int(self.rng.choice(len(self.images), p=self.p))
+            img = self.images[i]
+            zoom = 1.0 + self.rng.uniform(-self.scale_jitter, self.scale_jitter) if self.scale_jitter else 1.0
+            c = min(int(round(t / zoom)), *img.shape)
+            y = int(self.rng.integers(0, img.shape[0] - c + 1))
+            x = int(self.rng.integers(0, img.shape[1] - c + 1))
+            crop = img[y:y + c, x:x + c]
+            xs.append(resize(crop, (t, t)) if c != t else crop)
+            if self.masks:
+                mc = self.masks[i][y:y + c, x:x + c]
+                ms.append(resize(mc.astype(np.float32), (t, t), order="nearest").astype(np.uint8) if c != t else mc)
+        return np.stack(xs).astype(np.float32), (np.stack(ms) if ms else None)
+
+
+def grid_tiles(image: np.ndarray, tile: int, stride: int) -> list[tuple[slice, slice]]:
+    """Non-overlapping windows (each at most ``tile``) covering ``image``; edges are padded at inference."""
+    h, w = image.shape[:2]
+    ys = list(range(0, h, tile))
+    xs = list(range(0, w, tile))
+    return [(slice(y, min(y + tile, h)), slice(x, min(x + tile, w))) for y in ys for x in xs]
+
+
+def pad_to_stride(arr: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reflect-pad the last two axes up to multiples of ``stride``; returns the array and the original (H, W)."""
+    h, w = arr.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if not ph and not pw:
+        return arr, (h, w)
+    pad = [(0, 0)] * (arr.ndim - 2) + [(0, ph), (0, pw)]
+    mode = "reflect" if h > ph and w > pw else "symmetric"
+    return np.pad(arr, pad, mode=mode), (h, w)

@@ -1,0 +1,641 @@
+"""The training loop shared by ``finetune``, ``pretrain-denoise``, background jobs and the zoo recipes.
+
+One call, :func:`train`, does: read + check the set -> choose the working pixel size -> split by image -> build the
+network from the base (reinitialising the head when the task or class count differs) -> apply the strategy ->
+AdamW with a cosine schedule over the budget (epochs and/or minutes), bf16 autocast + channels-last on CUDA ->
+validate every epoch (pixel F1/IoU at 0.5) -> keep the best weights, stop early -> write a zoo-format folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from temzoo.errors import JobError, TemzooError
+from temzoo.preprocess import Normalization
+from temzoo.train import data as D
+from temzoo.train.augment import augment_batch, poisson_noise, random_dihedral, random_doses
+from temzoo.train.config import TrainConfig
+from temzoo.train.state import atomic_dir, atomic_write_text, find_state, load_state, save_state
+from temzoo.train.strategies import Strategy, trainable_parameters
+
+logger = logging.getLogger("temzoo.train")
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+VAL_TILE = 512  # validation windows (whole images up to this size go through in one piece)
+
+
+@dataclass
+class Setup:
+    """Everything :func:`train` derives from the config before the first step (also useful for tests/benchmarks)."""
+
+    model: torch.nn.Module
+    spec: Any
+    strategy: Strategy
+    train: list[D.Sample]
+    val: list[D.Sample]
+    split: str
+    raw: D.RawSet
+    target_pixel_size_nm: float | None
+    norm: Normalization
+    tile: int
+    class_names: list[str]
+    base_meta: Any = None
+    base_id: str = "scratch"
+    head_reinitialised: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------- setup
+def _load_base(ref: str):
+    if ref in ("", "scratch", None):
+        return None
+    from temzoo.zoo import load_model
+
+    return load_model(ref)
+
+
+def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: list[str]) -> float | None:
+    """The pixel size the model will work at (see TrainConfig.target_pixel_size_nm)."""
+    if config.target_pixel_size_nm:
+        return float(config.target_pixel_size_nm)
+    data_px = [p for p in raw.pixel_sizes if p]
+    base_px = getattr(base_meta, "pixel_size_nm", None) if config.strategy != "scratch" else None
+    if base_px and data_px and raw.calibrated:
+        ratio = float(np.median(data_px)) / base_px
+        if not 0.25 <= ratio <= 4:
+            notes.append(f"images are at {np.median(data_px):g} nm/px and the base at {base_px:g} nm/px: resampling "
+                         f"by {ratio:.3g}x; check the pixel sizes or set target_pixel_size_nm")
+        return float(base_px)
+    if data_px and raw.calibrated:
+        return float(np.median(data_px)) * config.downsample
+    if base_px:
+        notes.append("the images carry no pixel size: trained at their own scale and saved without a pixel size; "
+                     "give --pixel-size-nm so the model knows its scale")
+    elif config.downsample != 1:
+        notes.append(f"the images carry no pixel size: shrunk {config.downsample:g}x for training but the model "
+                     "cannot record its scale; give --pixel-size-nm")
+    return None
+
+
+def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -> Setup:
+    """Read data, pick the pixel size, split, build the model and strategy (no training)."""
+    notes: list[str] = []
+    ck = _load_base(config.base)
+    base_meta = ck.meta if ck is not None else None
+    from temzoo.zoo.checkpoint import ModelSpec
+
+    spec = ck.spec if ck is not None else ModelSpec()
+    seg = config.task == "segmentation"
+    raw = D.read_set(config.images, config.masks, config.annotations, pixel_size_nm=config.pixel_size_nm,
+                     labelled=seg)
+    notes += raw.warnings
+    target = _choose_pixel_size(config, raw, base_meta, notes)
+    norm = base_meta.norm if base_meta is not None else Normalization()
+    samples = D.prepare(raw, target, norm, downsample=config.downsample)
+    train, val, split = D.split_by_image(samples, config.val_fraction, config.seed, config.val_names)
+
+    if seg:
+        class_names = list(config.class_names or raw.class_names)
+        out_classes = 1 if len(class_names) <= 2 else len(class_names)
+    else:
+        class_names = ["intensity"]
+        out_classes = 1
+    new_spec = replace(spec, classes=out_classes)
+    torch.manual_seed(config.seed)
+    model = new_spec.build()
+    pretrained: set[str] = set()
+    head_note = None
+    if ck is not None and config.strategy != "scratch":
+        base_task = getattr(base_meta, "task", "segmentation")
+        reinit_head = spec.classes != out_classes or base_task != config.task
+        if reinit_head:
+            why = (f"the base is a {base_task} model" if base_task != config.task
+                   else f"the base has {spec.classes} output channel(s), this set needs {out_classes}")
+            head_note = f"segmentation head reinitialised ({why})"
+        state = ck.model.state_dict()
+        own = model.state_dict()
+        load = {k: v for k, v in state.items()
+                if not (reinit_head and k.startswith("segmentation_head.")) and k in own and own[k].shape == v.shape}
+        model.load_state_dict(load, strict=False)
+        param_names = {n for n, _ in model.named_parameters()}
+        pretrained = {k for k in load if k in param_names}
+        if head_note:
+            log(head_note)
+            notes.append(head_note)
+    elif ck is not None:
+        notes.append(f"strategy scratch: the architecture of {config.base} with random weights")
+
+    strat = Strategy(config.strategy, model, pretrained=pretrained, batch_size=config.batch_size,
+                     freeze_bn_below=config.freeze_bn_below, l2_lambda=config.l2_lambda,
+                     l2sp_alpha=config.l2sp_alpha, l2sp_beta=config.l2sp_beta,
+                     unfreeze_every=config.unfreeze_every)
+    tile = D.effective_tile(train, config.tile_size, new_spec.stride)
+    return Setup(model=model, spec=new_spec, strategy=strat, train=train, val=val, split=split, raw=raw,
+                 target_pixel_size_nm=target, norm=norm, tile=tile, class_names=class_names, base_meta=base_meta,
+                 base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes)
+
+
+# ------------------------------------------------------------------------------------------- loss/metrics
+def make_loss(config: TrainConfig, n_out: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss on logits: BCE + Dice, focal (smp.losses), or MSE/L1 for denoising."""
+    import segmentation_models_pytorch as smp
+    import torch.nn.functional as F
+
+    if config.task == "denoising":
+        return F.l1_loss if config.loss == "l1" else F.mse_loss
+    mode = "binary" if n_out == 1 else "multiclass"
+    if config.loss == "focal":
+        focal = smp.losses.FocalLoss(mode)
+        return lambda logits, y: focal(logits, y if n_out == 1 else y[:, 0].long())
+    dice = smp.losses.DiceLoss(mode, from_logits=True)
+    if n_out == 1:
+        bce = smp.losses.SoftBCEWithLogitsLoss()
+    else:
+        bce = torch.nn.CrossEntropyLoss()
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        target = y.float() if n_out == 1 else y[:, 0].long()
+        if config.loss == "bce":
+            return bce(logits, target)
+        if config.loss == "dice":
+            return dice(logits, target)
+        return bce(logits, target) + dice(logits, target)
+
+    return loss
+
+
+def pixel_scores(tp: int, fp: int, fn: int) -> tuple[float, float]:
+    """Pooled pixel F1 and IoU (1.0 when there is nothing to find and nothing was found)."""
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0
+    iou = tp / (tp + fp + fn) if (tp + fp + fn) else 1.0
+    return float(f1), float(iou)
+
+
+def _forward(model, x: torch.Tensor, device: torch.device, amp: bool, in_channels: int) -> torch.Tensor:
+    if in_channels > 1 and x.shape[1] == 1:
+        x = x.expand(-1, in_channels, -1, -1)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            return model(x).float()
+    return model(x)
+
+
+@torch.no_grad()
+def predict_logits(model, image: np.ndarray, stride: int, device: torch.device, amp: bool = True,
+                   in_channels: int = 1, window: int = VAL_TILE) -> np.ndarray:
+    """Logits ``(C, H, W)`` for a normalised image, in non-overlapping stride-padded windows (validation)."""
+    h, w = image.shape
+    out = None
+    for ys, xs in D.grid_tiles(image, window, stride):
+        piece, (ph, pw) = D.pad_to_stride(image[ys, xs], stride)
+        x = torch.from_numpy(np.ascontiguousarray(piece))[None, None].to(device)
+        y = _forward(model, x, device, amp, in_channels)[0, :, :ph, :pw].float().cpu().numpy()
+        if out is None:
+            out = np.zeros((y.shape[0], h, w), dtype=np.float32)
+        out[:, ys, xs] = y
+    return out
+
+
+@torch.no_grad()
+def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainConfig, device: torch.device,
+                     loss_fn) -> dict[str, float | None]:
+    """Validation: loss and pooled pixel F1/IoU (segmentation) or loss/PSNR on fixed-dose noisy copies (denoising)."""
+    if not samples:
+        return {"val_loss": None, "val_f1": None, "val_iou": None}
+    was_training = model.training
+    model.eval()
+    stride, inc = setup_spec.stride, setup_spec.in_channels
+    losses, weights = [], []
+    tp = fp = fn = 0
+    se = 0.0
+    n_px = 0
+    g = torch.Generator().manual_seed(12345)  # fixed noise: validation scores comparable across epochs
+    for s in samples:
+        if config.task == "denoising":
+            clean = torch.from_numpy(s.image)[None, None]
+            dose = random_doses(1, config.dose_range, g)
+            noisy = poisson_noise(clean, dose, g)[0, 0].numpy()
+            out = predict_logits(model, noisy, stride, device, config.amp, inc)
+            pred = torch.from_numpy(out[:1])[None]
+            losses.append(float(loss_fn(pred, clean)))
+            se += float(((pred - clean) ** 2).sum())
+            n_px += clean.numel()
+        else:
+            logits = predict_logits(model, s.image, stride, device, config.amp, inc)
+            lt = torch.from_numpy(logits)[None]
+            y = torch.from_numpy(s.mask.astype(np.int64))[None, None]
+            losses.append(float(loss_fn(lt, y)))
+            if logits.shape[0] == 1:
+                pred = logits[0] > 0
+                gt = s.mask > 0
+                tp += int(np.sum(pred & gt))
+                fp += int(np.sum(pred & ~gt))
+                fn += int(np.sum(~pred & gt))
+            else:
+                pred = logits.argmax(0)
+                for c in range(1, logits.shape[0]):
+                    tp += int(np.sum((pred == c) & (s.mask == c)))
+                    fp += int(np.sum((pred == c) & (s.mask != c)))
+                    fn += int(np.sum((pred != c) & (s.mask == c)))
+        weights.append(s.image.size)
+    if was_training:
+        model.train()
+    val_loss = float(np.average(losses, weights=weights))
+    if config.task == "denoising":
+        mse = se / max(1, n_px)
+        # Clean images are standardised (variance 1), so PSNR is taken against a peak-to-peak of ~ 2*3 sd.
+        return {"val_loss": val_loss, "val_f1": None, "val_iou": None,
+                "val_psnr": float(10 * math.log10(36.0 / max(mse, 1e-12)))}
+    f1, iou = pixel_scores(tp, fp, fn)
+    return {"val_loss": val_loss, "val_f1": f1, "val_iou": iou}
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+def _lr_at(config: TrainConfig, progress: float) -> float:
+    """Linear warm-up then cosine decay to ``lr * min_lr_fraction``, driven by the budget fraction used."""
+    p = min(max(progress, 0.0), 1.0)
+    lo = config.lr * config.min_lr_fraction
+    if config.warmup_fraction > 0 and p < config.warmup_fraction:
+        return lo + (config.lr - lo) * p / config.warmup_fraction
+    q = (p - config.warmup_fraction) / max(1e-9, 1 - config.warmup_fraction)
+    return lo + 0.5 * (config.lr - lo) * (1 + math.cos(math.pi * q))
+
+
+def _oom_types() -> tuple[type[BaseException], ...]:
+    return (torch.cuda.OutOfMemoryError,) if hasattr(torch.cuda, "OutOfMemoryError") else ()
+
+
+def _rewrite_metrics(path: Path, keep_upto_epoch: int) -> None:
+    """On resume drop lines written after the last saved state (they will be recomputed)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("epoch", 0) <= keep_upto_epoch:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+    atomic_write_text(path, "".join(x + "\n" for x in keep))
+
+
+def _is_better(score: float | None, best: float | None) -> bool:
+    return score is not None and (best is None or score > best + 1e-6)
+
+
+def cpu_threads(requested: int | None) -> int:
+    """Threads for CPU training: ``requested``, else the idle cores (at least 1, at most torch's default)."""
+    import os
+
+    if requested:
+        return max(1, int(requested))
+    n = torch.get_num_threads()
+    try:
+        idle = (os.cpu_count() or n) - os.getloadavg()[0]
+    except OSError:
+        return n
+    return max(1, min(n, int(round(idle))))
+
+
+def train(
+    config: TrainConfig,
+    workdir: str | Path,
+    *,
+    out: str | Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: bool = False,
+    on_step: Callable[[dict], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Run training; returns the zoo-format result folder (``out``, default ``workdir/result``).
+
+    Appends one JSON line per epoch to ``workdir/metrics.jsonl`` (epoch, step, seconds, train_loss, val_loss,
+    val_f1, val_iou, lr, batch_size, device, ...); keeps ``workdir/last/`` (resume state, atomic) and
+    ``workdir/best/`` (zoo-format checkpoint of the best epoch). ``resume=True`` continues from ``last/`` (a fresh
+    start if there is none). ``should_stop()`` is polled every step (cancel: the run ends at once, keeping its
+    state and writing the best result so far); ``on_epoch(record)`` after each epoch; ``on_step(info)`` after each
+    step (progress 0..1, loss) for progress bars; ``log(line)`` receives human-readable log lines.
+    """
+    from temzoo.device import pick_device
+
+    config = TrainConfig.from_dict(config.to_dict()).validate()  # a private copy, checked
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = Path(out) if out is not None else workdir / "result"
+    logfile = workdir / LOG_FILE
+
+    def say(msg: str) -> None:
+        with open(logfile, "a") as f:
+            f.write(f"{datetime.now().isoformat(timespec='seconds')} {msg}\n")
+        (log or logger.info)(msg)
+
+    t_start = time.monotonic()
+    device = pick_device(config.device)
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(config.cpu_threads))
+    try:
+        return _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start) -> Path:
+    from temzoo.device import describe_device
+
+    setup = build_setup(config, log=say)
+    model, strat, spec = setup.model, setup.strategy, setup.spec
+    for note in setup.notes:
+        say(f"note: {note}")
+    say(f"data: {setup.raw.description}; {setup.split}; working pixel size "
+        f"{setup.target_pixel_size_nm if setup.target_pixel_size_nm else 'uncalibrated'}; tile {setup.tile}")
+    counts = trainable_parameters(model, config.strategy)
+    say(f"strategy {config.strategy}: {counts['trainable']:,} of {counts['total']:,} parameters trainable"
+        f" (encoder {counts['encoder_trainable']:,}, decoder {counts['decoder_trainable']:,}, "
+        f"head {counts['head_trainable']:,}); base {setup.base_id}; device {describe_device() if device.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'}")
+
+    model.to(device)
+    if device.type == "cuda" and config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    wd = config.weight_decay if strat.uses_weight_decay() else 0.0
+    # All parameters go to the optimizer (gradual unfreezes later); frozen ones have no gradient and are skipped.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=wd)
+    n_out = spec.classes
+    loss_fn = make_loss(config, n_out)
+    sampler = D.TileSampler(setup.train, setup.tile, config.scale_jitter if config.augment else 0.0, config.seed)
+    batch_size = config.batch_size
+    steps_per_epoch = config.steps_per_epoch or max(8, math.ceil(sampler.area_tiles / batch_size))
+    budget_epochs = config.budget_epochs
+    budget_s = config.minutes * 60 if config.minutes else None
+    seg = config.task == "segmentation"
+
+    epoch = 0
+    step = 0
+    offset_s = 0.0  # seconds spent before a resume
+    best_score: float | None = None
+    best_epoch = 0
+    best_record: dict | None = None
+    since_best = 0
+    metrics_path = workdir / METRICS_FILE
+    if resume:
+        found = find_state(workdir)
+        if found is None:
+            say("resume requested but no saved state: starting from the beginning")
+        else:
+            info = load_state(found, model, optimizer)
+            if info.get("data_hash") != setup.raw.data_hash:
+                raise JobError("the labelled set changed since this job started; start a new job instead of resuming")
+            epoch, step = int(info["epoch"]), int(info["step"])
+            offset_s = float(info["seconds"])
+            best_score, best_epoch = info.get("best_score"), int(info.get("best_epoch", 0))
+            best_record = info.get("best_record")
+            since_best = int(info.get("since_best", 0))
+            batch_size = int(info.get("batch_size", batch_size))
+            _rewrite_metrics(metrics_path, epoch)
+            say(f"resumed from {found.name} at epoch {epoch} (step {step}, {offset_s:.0f} s done)")
+    elif metrics_path.exists():
+        metrics_path.unlink()  # a fresh run in a reused folder starts a fresh history
+
+    reserve_s = 0.0  # measured cost of validation + saving, kept free at the end of a time budget
+
+    def elapsed() -> float:
+        return offset_s + time.monotonic() - t_start
+
+    def progress(extra_steps: int = 0) -> float:
+        p = 0.0
+        if budget_epochs:
+            p = max(p, (step + extra_steps) / (budget_epochs * steps_per_epoch))
+        if budget_s:
+            p = max(p, elapsed() / budget_s)
+        return p
+
+    stop_reason = None
+    final_epoch_done = epoch
+    while stop_reason is None:
+        if budget_epochs and epoch >= budget_epochs:
+            stop_reason = "epochs"
+            break
+        if budget_s and elapsed() + reserve_s >= budget_s:
+            stop_reason = "time"
+            break
+        epoch += 1
+        if strat.apply(progress(), epoch - 1):
+            say(f"epoch {epoch}: {strat.describe()}")
+        strat.train_mode()
+        # Per-epoch seeds: a resumed run draws exactly the tiles the uninterrupted one would have.
+        sampler.rng = np.random.default_rng([config.seed, epoch])
+        g = torch.Generator(device=device).manual_seed(config.seed * 100003 + epoch)
+        t_epoch = time.monotonic()
+        losses = []
+        i = 0
+        while i < steps_per_epoch:
+            if should_stop is not None and should_stop():
+                stop_reason = "cancelled"
+                break
+            if budget_s and elapsed() + reserve_s >= budget_s:
+                stop_reason = "time"
+                break
+            lr = _lr_at(config, progress())
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            xb, yb = sampler.sample(batch_size)
+            try:
+                loss_val = _step(model, strat, optimizer, loss_fn, xb, yb, g, config, device, spec.in_channels, seg)
+            except _oom_types():
+                optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                if batch_size <= 1:
+                    raise JobError("out of GPU memory even with batch size 1; use a smaller tile size or the CPU") from None
+                batch_size = max(1, batch_size // 2)
+                say(f"out of GPU memory: retrying with batch size {batch_size}")
+                continue
+            if not math.isfinite(loss_val):
+                raise JobError(f"the training loss became {loss_val} at step {step + 1}; lower the learning rate")
+            losses.append(loss_val)
+            step += 1
+            i += 1
+            if on_step is not None:
+                on_step({"epoch": epoch, "step": step, "progress": min(1.0, progress()), "loss": loss_val,
+                         "seconds": elapsed()})
+        if not losses:
+            epoch -= 1  # nothing trained in this epoch (cancelled/time up at its start)
+            break
+        t_val = time.monotonic()
+        scores = evaluate_samples(model, setup.val, spec, config, device, loss_fn)
+        train_loss = float(np.mean(losses))
+        record = {"epoch": epoch, "step": step, "seconds": round(elapsed(), 3), "train_loss": train_loss,
+                  **scores, "lr": lr, "batch_size": batch_size, "device": device.type,
+                  "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                  "partial": i < steps_per_epoch}
+        if seg and setup.val:
+            score = scores["val_f1"]
+        elif setup.val:
+            score = -scores["val_loss"]
+        else:
+            score = -train_loss
+        improved = _is_better(score, best_score)
+        if improved:
+            best_score, best_epoch, best_record, since_best = score, epoch, dict(record), 0
+            _save_result(model, setup, config, workdir / "best", record, counts, device, elapsed(), "best so far",
+                         metrics_path=None)
+        else:
+            since_best += 1
+        record["best"] = improved
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        save_state(workdir / "last", model, optimizer, {
+            "epoch": epoch, "step": step, "seconds": elapsed(), "best_score": best_score, "best_epoch": best_epoch,
+            "best_record": best_record, "since_best": since_best, "batch_size": batch_size,
+            "data_hash": setup.raw.data_hash, "config": config.to_dict()})
+        final_epoch_done = epoch
+        reserve_s = max(reserve_s * 0.5, time.monotonic() - t_val)
+        f1s = f", val F1 {scores['val_f1']:.3f}" if scores.get("val_f1") is not None else ""
+        say(f"epoch {epoch}: train loss {train_loss:.4f}"
+            + (f", val loss {scores['val_loss']:.4f}" if scores.get("val_loss") is not None else "")
+            + f"{f1s}, {time.monotonic() - t_epoch:.1f} s{' (best)' if improved else ''}")
+        if on_epoch is not None:
+            on_epoch(dict(record))
+        if config.patience and since_best >= config.patience:
+            stop_reason = "early stopping"
+        if stop_reason is None and i < steps_per_epoch:
+            stop_reason = "time"
+
+    stop_reason = stop_reason or "epochs"
+    if final_epoch_done == 0 or not (workdir / "best").is_dir():
+        raise JobError("training stopped before its first epoch finished; give it more time or epochs")
+    # The result is the best epoch's weights (early stopping keeps the best, not the last).
+    from safetensors.torch import load_file
+
+    best_state = load_file(str(workdir / "best" / "model.safetensors"), device="cpu")
+    final = copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format)
+    final.load_state_dict(best_state)
+    final.eval()
+    result = _save_result(final, setup, config, out, dict(best_record or {}, epochs_run=final_epoch_done), counts,
+                          device, elapsed(), stop_reason, metrics_path=metrics_path)
+    say(f"done ({stop_reason}) after {final_epoch_done} epochs, {elapsed():.0f} s; best epoch {best_epoch}"
+        + (f" val F1 {best_record['val_f1']:.3f}" if best_record and best_record.get("val_f1") is not None else "")
+        + f"; result in {result}")
+    return result
+
+
+def _step(model, strat: Strategy, optimizer, loss_fn, xb: np.ndarray, yb: np.ndarray | None, g: torch.Generator,
+          config: TrainConfig, device: torch.device, in_channels: int, seg: bool) -> float:
+    """One optimisation step on a batch of tiles (augmented on the device); returns the loss."""
+    x = torch.from_numpy(xb)[:, None].to(device, non_blocking=True)
+    if seg:
+        y = torch.from_numpy(yb.astype(np.int64))[:, None].to(device, non_blocking=True)
+        if config.augment:
+            x, y = augment_batch(x, y, g, noise_probability=config.noise_probability, dose_range=config.dose_range)
+        target = y
+    else:
+        x, _ = random_dihedral(x, None, g) if config.augment else (x, None)
+        target = x
+        x = poisson_noise(x, random_doses(x.shape[0], config.dose_range, g), g)
+    logits = _forward(model, x, device, config.amp, in_channels)
+    loss = loss_fn(logits.float(), target)
+    pen = strat.penalty()
+    total = loss + pen if pen is not None else loss
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, device, seconds: float,
+                stop_reason: str) -> dict[str, Any]:
+    from temzoo.zoo.checkpoint import versions
+
+    base_prov = dict(getattr(setup.base_meta, "provenance", {}) or {})
+    lineage = list(base_prov.get("lineage") or [])
+    if setup.base_meta is not None and config.strategy != "scratch":
+        lineage.append({"model": setup.base_id, "task": setup.base_meta.task,
+                        "strategy": base_prov.get("strategy"), "data_hash": base_prov.get("data_hash")})
+    metrics = {k: record[k] for k in ("val_f1", "val_iou", "val_loss", "val_psnr") if record.get(k) is not None}
+    metrics = {k.removeprefix("val_"): round(float(v), 5) for k, v in metrics.items()}
+    return {
+        "base_model": None if config.strategy == "scratch" else setup.base_id,
+        "strategy": config.strategy,
+        "task": config.task,
+        "training_data": setup.raw.description,
+        "data_hash": "sha256:" + setup.raw.data_hash,
+        "split": setup.split,
+        "train_images": sorted({s.name for s in setup.train}),
+        "val_images": sorted({s.name for s in setup.val}),
+        "metrics": metrics,
+        "eval_data": f"validation images of the training set ({setup.split})",
+        "best_epoch": record.get("epoch"),
+        "epochs_run": record.get("epochs_run", record.get("epoch")),
+        "seconds": round(seconds, 1),
+        "stopped": stop_reason,
+        "device": device.type,
+        "trainable_parameters": counts["trainable"],
+        "total_parameters": counts["total"],
+        "head_reinitialised": setup.head_reinitialised,
+        "lineage": lineage,
+        "notes": setup.notes,
+        "config": config.to_dict(),
+        "versions": versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record: dict, counts: dict, device,
+                 seconds: float, stop_reason: str, metrics_path: Path | None) -> Path:
+    """Write a zoo-format folder atomically (plus metrics.jsonl for the final result)."""
+    from temzoo.zoo.checkpoint import TemzooMeta, save_checkpoint
+
+    base = setup.base_meta
+    desc = config.description or (
+        f"{'Denoising pretraining' if config.task == 'denoising' else 'Fine-tuned'} on {setup.raw.description} "
+        f"(strategy {config.strategy}, base {setup.base_id})")
+    meta = TemzooMeta(
+        pixel_size_nm=setup.target_pixel_size_nm,
+        task=config.task,
+        class_names=setup.class_names if config.task == "segmentation" else ["background", "foreground"],
+        normalization=setup.norm.to_dict(),
+        tile_size=max(setup.tile, getattr(base, "tile_size", 0) or 0, 256),
+        receptive_field_px=getattr(base, "receptive_field_px", None),
+        description=desc,
+        provenance=_provenance(setup, config, record, counts, device, seconds, stop_reason),
+    )
+    card = _card(meta, setup.spec, model, folder.name)
+    if metrics_path is None:
+        return save_checkpoint(model, folder, meta, card)
+
+    def fill(tmp: Path) -> None:
+        inner = save_checkpoint(model, tmp / "ckpt", meta, card)
+        for p in inner.iterdir():
+            p.rename(tmp / p.name)
+        inner.rmdir()
+        if metrics_path.exists():
+            (tmp / METRICS_FILE).write_text(metrics_path.read_text())
+
+    try:
+        return atomic_dir(folder, fill)
+    except OSError as err:
+        raise TemzooError(f"could not write the result to {folder}: {err.strerror or err}") from None
+
+
+def _card(meta, spec, model, name: str) -> str:
+    try:
+        from temzoo.zoo.cards import render_card
+    except ImportError:  # the zoo's card module is optional here
+        return f"---\nlibrary_name: segmentation-models-pytorch\ntags: [temzoo, {meta.task}]\n---\n# {name}\n\n{meta.description}\n"
+    return render_card(meta, spec, model_id=name, params=sum(p.numel() for p in model.parameters()))
+
+
+__all__ = ["Setup", "build_setup", "evaluate_samples", "make_loss", "pixel_scores", "predict_logits", "train"]

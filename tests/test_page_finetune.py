@@ -1,0 +1,62 @@
+"""Fine-tune page (AppTest): start a real job on this session's labels, see its curve, use the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from temzoo.train import jobs
+from tests.labelled_sets import make_disk_set
+from ui import state
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "finetune.py")
+
+
+def test_no_labels_yet_says_so(tmp_path):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[state.SESSION_DIR] = str(tmp_path / "s")
+    at.run()
+    assert not at.exception
+    assert any("No image/mask pairs" in w.value for w in at.warning)
+    assert at.button(key="ft_start").disabled
+    assert any("No jobs yet" in i.value for i in at.info)
+
+
+def test_start_job_watch_curve_and_use_result(tmp_path):
+    from temzoo.zoo import load_model
+
+    session = tmp_path / "session"
+    make_disk_set(session / "labels", n=4, size=64, pixel_size_nm=0.5)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[state.SESSION_DIR] = str(session)
+    at.run()
+    assert not at.exception, at.exception
+    assert "This session's labels (4)" in at.selectbox(key="ft_set").value
+    at.selectbox(key="ft_base").set_value("scratch")
+    at.selectbox(key="ft_strategy").set_value("scratch")
+    at.radio(key="ft_budget_kind").set_value("epochs").run()
+    at.number_input(key="ft_epochs").set_value(1)
+    at.number_input(key="ft_batch").set_value(2)
+    at.select_slider(key="ft_tile").set_value(64)
+    at.selectbox(key="ft_device").set_value("cpu")
+    at.text_input(key="ft_name").set_value("my disks")
+    at.button(key="ft_start").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+
+    [job] = jobs.list_jobs(session / "jobs")
+    cfg = jobs.read_config(job.dir)
+    assert (cfg["strategy"], cfg["base"], cfg["epochs"], cfg["tile_size"]) == ("scratch", "scratch", 1, 64)
+    assert cfg["pixel_size_nm"] == 0.5  # the labelled set's recorded pixel size travels with the job
+    st = jobs.wait(job.dir, timeout=180)
+    assert st.state == "done", (st.error, jobs.read_log(job.dir))
+
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1  # the curve, drawn from metrics.jsonl
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["State"] == "done" and metrics["Epochs"] == "1"
+    at.button(key=f"ft_use_{st.id}").click().run()
+    assert at.session_state[state.MODEL_ID] == st.result
+    assert Path(st.result).name == "my-disks"
+    assert load_model(st.result).meta is not None

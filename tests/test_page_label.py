@@ -1,0 +1,96 @@
+"""Label page (AppTest): draw-path save with a threshold start, uploads of mask / COCO / YOLO labels, the set view."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from temzoo.train import labelset
+from temzoo.types import Micrograph
+from tests.labelled_sets import disk_image
+from ui import state
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _png(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _app(mg: Micrograph | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages" / "label.py"), default_timeout=60)
+    if mg is not None:
+        at.session_state[state.MICROGRAPH] = mg
+    return at.run()
+
+
+def test_no_micrograph_explains_what_to_do():
+    at = _app()
+    assert not at.exception
+    assert any("Load a micrograph" in i.value for i in at.info)
+
+
+def test_threshold_start_then_save_writes_a_full_size_pair():
+    img, truth = disk_image(96, seed=3)
+    at = _app(Micrograph(data=img, pixel_size_nm=0.5, source="disks.dm4", title="disks"))
+    assert not at.exception
+    at.selectbox(key="label_start").set_value("Threshold: bright features").run()
+    at.text_input(key="label_name").set_value("../../evil name").run()
+    at.button(key="label_save").click().run()
+    assert not at.exception, at.exception
+    labels = Path(at.session_state[state.SESSION_DIR]) / "labels"
+    pairs = labelset.list_pairs(labels)
+    assert [p.name for p in pairs] == ["evil-name"]  # sanitised: never a path outside the set
+    saved = np.asarray(Image.open(pairs[0].mask))
+    assert saved.shape == (96, 96) and set(np.unique(saved)) <= {0, 255}
+    iou = ((saved > 0) & truth).sum() / ((saved > 0) | truth).sum()
+    assert iou > 0.9  # Otsu on clean disks recovers them
+    assert pairs[0].pixel_size_nm == 0.5
+    assert any("1** labelled images" in m.value for m in at.markdown)
+
+
+def test_uploads_mask_coco_and_yolo(tmp_path):
+    at = _app()
+    a, ma = disk_image(64, seed=1)
+    b, mb = disk_image(64, seed=2)
+    c, _ = disk_image(64, seed=4)
+    u8 = lambda x: (x * 200).clip(0, 255).astype(np.uint8)  # noqa: E731
+    coco = {"images": [{"id": 1, "file_name": "b.png", "height": 64, "width": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]]}],
+            "categories": [{"id": 1, "name": "loop"}]}
+    at.file_uploader(key="label_up_images").set_value(
+        [("a.png", _png(u8(a)), "image/png"), ("b.png", _png(u8(b)), "image/png"), ("c.png", _png(u8(c)), "image/png"),
+         ("d.png", _png(u8(c)), "image/png")])
+    at.file_uploader(key="label_up_labels").set_value(
+        [("a.png", _png((ma * 255).astype(np.uint8)), "image/png"),
+         ("coco.json", json.dumps(coco).encode(), "application/json"),
+         ("c.txt", b"0 0.1 0.1 0.5 0.1 0.5 0.5\n", "text/plain")])
+    at.run()
+    at.button(key="label_up_add").click().run()
+    assert not at.exception, at.exception
+    labels = Path(at.session_state[state.SESSION_DIR]) / "labels"
+    got = {p.name: np.asarray(Image.open(p.mask)) > 0 for p in labelset.list_pairs(labels)}
+    assert sorted(got) == ["a", "b", "c"]
+    assert (got["a"] == ma).all()
+    assert got["b"][20, 20] and not got["b"][40, 40]  # the COCO square
+    assert got["c"][15, 20] and not got["c"][40, 10]  # the YOLO triangle (upper right half of 6..32 px)
+    assert any("d.png" in e.value for e in at.error)  # an image without labels is reported, not crashed on
+
+
+def test_strokes_scale_back_and_eraser_wins_where_drawn_last():
+    # 2x downscaled canvas: red stroke on the left half, a blue (eraser) stroke over its top rows.
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[:, :16] = (255, 0, 0, 115)
+    rgba[:8, :16] = (90, 40, 160, 178)  # blue composited over red
+    base = np.zeros((64, 64), bool)
+    base[60:, 60:] = True
+    m = labelset.strokes_to_mask(rgba, (64, 64), base)
+    assert m[20:, :32].all() and not m[:16, :].any() and not m[20:60, 32:].any()
+    assert m[60:, 60:].all()  # untouched pixels keep the starting mask

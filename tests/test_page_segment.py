@@ -1,0 +1,119 @@
+"""Segment page under Streamlit's AppTest: real model (tiny checkpoint), real prediction, maps and numbers render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from temzoo.types import Micrograph
+from ui import state
+
+PAGE = Path(__file__).resolve().parent.parent / "pages" / "segment.py"
+
+
+def _blobs(h: int = 96, w: int = 128) -> np.ndarray:
+    yy, xx = np.indices((h, w))
+    img = np.random.default_rng(0).normal(0, 0.2, (h, w)).astype(np.float32)
+    for cy, cx in ((30, 30), (60, 90), (70, 30)):
+        img += ((yy - cy) ** 2 + (xx - cx) ** 2 < 100).astype(np.float32)
+    return img
+
+
+def _app(mg, model) -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=120)
+    at.session_state[state.MICROGRAPH] = mg
+    at.session_state[state.FRAME] = 0
+    if model is not None:
+        at.session_state[state.MODEL_ID] = str(model)
+    return at
+
+
+def _charts(at):
+    return [e for e in at.get("plotly_chart")]
+
+
+def test_no_micrograph_says_what_to_do():
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("load one on the Load page" in i.value for i in at.info)
+
+
+def test_segment_page_renders_maps_metrics_and_caches(tiny_checkpoint):
+    mg = Micrograph(_blobs(), 0.05, source="blobs.png", title="blobs")
+    before = mg.data.copy()
+    at = _app(mg, tiny_checkpoint)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    labels = {m.label for m in at.metric}
+    assert {"Objects", "Convex objects", "Foreground", "Mean confidence", "Uncertain pixels"} <= labels
+    charts = _charts(at)
+    assert len(charts) >= 3  # linked maps + two histograms
+    import json
+
+    maps = json.loads(charts[0].proto.spec)
+    assert len(maps["data"]) == 4 and all(t["type"] == "image" for t in maps["data"])
+    assert maps["layout"]["xaxis2"]["matches"] == "x"  # linked zoom: the panels share axes
+    assert len(at.dataframe) == 1
+    assert [b.label for b in at.get("download_button")][:3] == ["mask.png", "mask.tif", "probability.tif"]
+    cache = at.session_state["tz_segment_cache"]
+    n_pred = sum(1 for k in cache if k[0] == "predict")
+    assert n_pred == 1
+    np.testing.assert_array_equal(mg.data, before)  # the caller's array is untouched
+
+    # Toggling a view does not recompute; toggling TTA does (one more prediction, with its spread map).
+    at.radio(key="seg_conf_view").set_value("entropy").run()
+    assert not at.exception
+    assert sum(1 for k in at.session_state["tz_segment_cache"] if k[0] == "predict") == 1
+    at.toggle(key="seg_tta").set_value(True).run()
+    assert not at.exception
+    assert sum(1 for k in at.session_state["tz_segment_cache"] if k[0] == "predict") == 2
+    assert "tta_spread" in at.radio(key="seg_conf_view").options
+
+    # Attribution for a box region: the importance panel gets a signed map.
+    at.checkbox(key="seg_use_fg").set_value(False)
+    at.selectbox(key="seg_method").set_value("gradcam")
+    at.button(key="seg_explain").click().run()
+    assert not at.exception, at.exception
+    maps = json.loads(_charts(at)[0].proto.spec)
+    assert "importance" in maps["layout"]["meta"]["panels"][3] and "pick a method" not in \
+        maps["layout"]["meta"]["panels"][3]
+    assert any(k[0] == "explain" for k in at.session_state["tz_segment_cache"])
+
+    # A mask (as the uploader stores it) gives supervised metrics and a reliability diagram.
+    truth = (_blobs() > 0.5).astype(np.uint8)
+    at.session_state["tz_segment_mask"] = ("truth.png#x", truth)
+    at.run()
+    assert not at.exception, at.exception
+    labels = {m.label for m in at.metric}
+    assert {"f1", "iou", "object_f1", "ece", "Fitted temperature"} <= labels
+
+
+def test_wrong_mask_size_and_bad_model_show_errors(tiny_checkpoint, tmp_path):
+    mg = Micrograph(_blobs(), None, source="blobs.png")
+    at = _app(mg, tiny_checkpoint)
+    at.session_state["tz_segment_mask"] = ("small.png#y", np.zeros((10, 10), np.uint8))
+    at.run()
+    assert not at.exception
+    assert any("differs from the prediction" in e.value for e in at.error)
+    assert any("uncalibrated" in w.value for w in at.warning)
+
+    at = _app(mg, tmp_path / "missing")
+    at.run()
+    assert not at.exception
+    assert at.error and "missing" in at.error[0].value
+
+
+@pytest.mark.parametrize("frames", [3])
+def test_stack_frame_slider(tiny_checkpoint, frames):
+    data = np.stack([_blobs() * (i + 1) for i in range(frames)])
+    at = _app(Micrograph(data, 0.05), tiny_checkpoint)
+    at.run()
+    assert not at.exception
+    at.slider[0].set_value(2).run()
+    assert not at.exception
+    assert at.session_state[state.FRAME] == 2

@@ -1,0 +1,127 @@
+"""Widgets shared by the Fine-tune and Compare pages: labelled-set and base pickers, budget inputs, job curves."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from temzoo.errors import TemzooError
+from temzoo.train import labelset
+from temzoo.train.config import RECOMMENDED_STRATEGY, STRATEGIES
+from ui import session
+
+OTHER = "Another folder…"
+
+
+def set_picker(key: str) -> tuple[Path | None, float | None]:
+    """Choose the training set: this session's labels, a shared labelled set, or any images/+masks/ folder.
+    Returns (folder or None, the set's recorded pixel size or None)."""
+    own = session.labels_dir()
+    n_own = len(labelset.list_pairs(own))
+    options = {f"This session's labels ({n_own})": own, **labelset.find_sets()}
+    chosen = st.session_state.get(session.LABEL_SET)
+    names = list(options) + [OTHER]
+    index = next((i for i, n in enumerate(names[:-1]) if str(options[n]) == str(chosen)), 0)
+    pick = st.selectbox("Labelled set", names, index=index, key=f"{key}_set")
+    if pick == OTHER:
+        text = st.text_input("Folder with images/ and masks/", key=f"{key}_set_path").strip()
+        if not text:
+            return None, None
+        folder = Path(text).expanduser()
+    else:
+        folder = options[pick]
+    pairs = labelset.list_pairs(folder)
+    if not pairs:
+        st.warning(f"No image/mask pairs in {folder}: label some images on the Label page, or choose another set.")
+        return None, None
+    px = labelset.common_pixel_size(pairs)
+    st.caption(f"{len(pairs)} labelled images · pixel size {f'{px:.4g} nm' if px else 'not recorded'} · {folder}")
+    return folder, px
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _zoo_ids() -> list[tuple[str, str]]:
+    from temzoo.zoo import list_models
+
+    return [(m.ref, f"{m.id} ({m.source}{', default' if m.default_base else ''})") for m in list_models(hub=False)]
+
+
+def base_picker(key: str) -> str:
+    """The model to start from: a zoo entry, scratch, or a checkpoint folder path."""
+    try:
+        zoo = _zoo_ids()
+    except TemzooError as err:
+        st.warning(f"The zoo could not be listed ({err}); give a checkpoint folder instead.")
+        zoo = []
+    labels = {ref: label for ref, label in zoo}
+    options = [ref for ref, _ in zoo] + ["scratch", OTHER]
+    pick = st.selectbox("Start from", options, key=f"{key}_base",
+                        format_func=lambda r: labels.get(r, "scratch (random weights)" if r == "scratch" else r))
+    if pick == OTHER:
+        return st.text_input("Checkpoint folder", key=f"{key}_base_path").strip() or "scratch"
+    return pick
+
+
+def strategy_picker(key: str, multi: bool = False):
+    if multi:
+        return st.multiselect("Strategies", STRATEGIES, default=[RECOMMENDED_STRATEGY, "freeze-encoder", "l2sp"],
+                              key=f"{key}_strategies")
+    return st.selectbox("Strategy", STRATEGIES, index=STRATEGIES.index(RECOMMENDED_STRATEGY), key=f"{key}_strategy")
+
+
+def budget_inputs(key: str) -> dict:
+    """Budget and the few settings worth exposing; returns TrainConfig keyword arguments."""
+    c1, c2 = st.columns(2)
+    kind = c1.radio("Budget", ["minutes", "epochs"], horizontal=True, key=f"{key}_budget_kind")
+    if kind == "minutes":
+        budget = {"minutes": c2.number_input("Minutes", 0.1, 600.0, 2.0, 0.5, key=f"{key}_minutes")}
+    else:
+        budget = {"epochs": int(c2.number_input("Epochs", 1, 1000, 10, 1, key=f"{key}_epochs"))}
+    with st.expander("Advanced"):
+        a1, a2, a3 = st.columns(3)
+        budget["batch_size"] = int(a1.number_input("Batch size", 1, 256, 4, key=f"{key}_batch"))
+        budget["tile_size"] = int(a2.select_slider("Tile size", [64, 128, 192, 256, 384, 512], 256, key=f"{key}_tile"))
+        budget["lr"] = float(a3.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.0e", key=f"{key}_lr"))
+        b1, b2, b3 = st.columns(3)
+        budget["seed"] = int(b1.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}_seed"))
+        budget["device"] = b2.selectbox("Device", ["auto", "cuda", "cpu"], key=f"{key}_device")
+        px = b3.number_input("Pixel size (nm, 0 = from files)", 0.0, 1000.0, 0.0, format="%.4f", key=f"{key}_px")
+        budget["pixel_size_nm"] = px or None
+    return budget
+
+
+def metrics_figure(runs: dict[str, list[dict]], x: str = "epoch"):
+    """Plotly figure: losses on the left, validation F1/IoU on the right, one colour per run."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation F1 / IoU"))
+    for i, (name, recs) in enumerate(runs.items()):
+        color = qualitative.Plotly[i % len(qualitative.Plotly)]
+        xs = [r.get(x, j + 1) for j, r in enumerate(recs)]
+        prefix = f"{name} " if len(runs) > 1 else ""
+        for col, field, dash in ((1, "train_loss", "solid"), (1, "val_loss", "dot"), (2, "val_f1", "solid"),
+                                 (2, "val_iou", "dot")):
+            ys = [r.get(field) for r in recs]
+            if any(isinstance(y, (int, float)) for y in ys):
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{prefix}{field}",
+                                         line={"color": color, "dash": dash}), row=1, col=col)
+    xlabel = "seconds" if x == "seconds" else "epoch"
+    fig.update_xaxes(title_text=xlabel)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_layout(height=360, margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    s = int(round(s))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def ago(t: float | None) -> str:
+    return "–" if not t else time.strftime("%H:%M:%S", time.localtime(t))
