@@ -35,6 +35,10 @@ with draw_tab:
         base = None if start == "Empty mask" else labelset.threshold_mask(frame, invert="dark" in start)
         from streamlit_drawable_canvas import st_canvas
 
+        st.caption("Red strokes and shapes add to the mask, blue (eraser) removes; the last stroke wins. "
+                   "The toolbar above the image has undo, redo and clear.")
+        st.write("")  # room for the canvas toolbar, which floats above the image
+
         color = ul.ERASE_RGBA if tool == "Eraser" else ul.LABEL_RGBA
         result = st_canvas(
             fill_color=color, stroke_color=color, stroke_width=size if tool in ("Brush", "Eraser") else 2,

@@ -29,3 +29,12 @@ def make_disk_set(folder: str | Path, n: int = 4, size: int = 64, pixel_size_nm:
         img, mask = disk_image(size, seed=i)
         labelset.add_pair(folder, img, mask, f"disk{i}", pixel_size_nm, source="synthetic")
     return folder
+
+
+def stop_jobs(root: str | Path | None = None) -> None:
+    """Teardown: cancel (then terminate) any job still active under ``root``, so no test leaves a process behind."""
+    from temzoo.train import jobs
+
+    for st in jobs.list_jobs(root):
+        if st.active:
+            jobs.cancel(st.dir, wait_s=10)

@@ -16,14 +16,15 @@ from temzoo import paths
 from temzoo.errors import DataError, JobError
 from temzoo.train import jobs
 from temzoo.train.config import TrainConfig
-from tests.labelled_sets import make_disk_set
+from tests.labelled_sets import make_disk_set, stop_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
-def disk_set(tmp_path) -> Path:
-    return make_disk_set(tmp_path / "set", n=4, size=64)
+def disk_set(tmp_path):
+    yield make_disk_set(tmp_path / "set", n=4, size=64)
+    stop_jobs()  # only matters when a test failed half-way
 
 
 def _cfg(folder: Path, **kw) -> TrainConfig:

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from temzoo.train import comparison, jobs
-from tests.labelled_sets import make_disk_set
+from tests.labelled_sets import make_disk_set, stop_jobs
 from ui import state
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "compare.py")
 
 
-def test_compare_two_strategies(tmp_path):
-    session = tmp_path / "session"
+@pytest.fixture()
+def session(tmp_path):
+    """A session folder; any job a failed test left running is stopped afterwards."""
+    yield tmp_path / "session"
+    stop_jobs(tmp_path / "session" / "jobs")
+
+
+def test_compare_two_strategies(session):
     make_disk_set(session / "labels", n=3, size=64, pixel_size_nm=None)
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.session_state[state.SESSION_DIR] = str(session)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from temzoo.train import jobs
-from tests.labelled_sets import make_disk_set
+from tests.labelled_sets import make_disk_set, stop_jobs
 from ui import state
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "finetune.py")
+
+
+@pytest.fixture()
+def session(tmp_path):
+    """A session folder; any job a failed test left running is stopped afterwards."""
+    yield tmp_path / "session"
+    stop_jobs(tmp_path / "session" / "jobs")
 
 
 def test_no_labels_yet_says_so(tmp_path):
@@ -23,10 +31,9 @@ def test_no_labels_yet_says_so(tmp_path):
     assert any("No jobs yet" in i.value for i in at.info)
 
 
-def test_start_job_watch_curve_and_use_result(tmp_path):
+def test_start_job_watch_curve_and_use_result(session):
     from temzoo.zoo import load_model
 
-    session = tmp_path / "session"
     make_disk_set(session / "labels", n=4, size=64, pixel_size_nm=0.5)
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.session_state[state.SESSION_DIR] = str(session)

@@ -92,3 +92,4 @@ def test_upload_path_reads_bytes_and_reports_errors(shared_data):
     assert error is None and result.micrographs[0].pixel_size_nm == pytest.approx(1.2490136, rel=1e-6)
     result, error = read_upload(data[:5000], "cut.dm4")
     assert result is None and error.startswith("cut.dm4 could not be read") and "\n" not in error
+

@@ -159,7 +159,8 @@ def test_generate_masks_from_projection_and_cache(tmp_path):
     assert second["seconds"] < first["seconds"]
     for k in range(6):
         stem = f"{k:05d}"
-        assert (tmp_path / "a/images" / f"{stem}.tif").read_bytes() == (tmp_path / "b/images" / f"{stem}.tif").read_bytes()
+        a, b = (tmp_path / d / "images" / f"{stem}.tif" for d in ("a", "b"))
+        assert a.read_bytes() == b.read_bytes()
     metas = [json.loads((tmp_path / "a/metadata" / f"{k:05d}.json").read_text()) for k in range(6)]
     for m in metas:
         for key in ("materials", "particles", "defocus_nm", "dose_e_per_A2", "carbon_thickness_nm", "pixel_size_nm",
@@ -199,3 +200,12 @@ def test_bad_config_is_a_data_error(tmp_path):
         generate(tiny_config(materials=("Unobtainium",)), tmp_path)
     with pytest.raises(DataError, match="dose"):
         generate(tiny_config(dose_values=(-1.0,)), tmp_path)
+
+
+def test_example_exit_waves_for_teaching(tmp_path):
+    from temzoo.simulate import example_exit_waves
+
+    cfg, ew = example_exit_waves("Pt", 2.5, size_px=96, carbon_nm=2.0, cache_dir=str(tmp_path))
+    assert ew.field.shape == (192, 192) and [p.material for p in ew.spec.particles] == ["Pt"]
+    img = image_from_exit_wave(ew.field, 0.0, 100.0, sampling_A=ew.sampling_A, pixel_size_nm=cfg.pixel_size_nm)
+    assert img.shape == (96, 96) and img.dtype == np.float32

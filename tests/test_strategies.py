@@ -174,7 +174,7 @@ def test_l2sp_keeps_weights_closer_to_w0_than_full():
 def test_l2_penalises_decoder_and_head_only():
     m, names = _pretrained_model()
     s = Strategy("l2", m, pretrained=names, l2_lambda=0.1)
-    expect = 0.1 * sum(float(p.pow(2).sum()) for n, p in m.named_parameters()
+    expect = 0.1 * sum(float(p.detach().pow(2).sum()) for n, p in m.named_parameters()
                        if p.ndim > 1 and not n.startswith("encoder."))
     assert float(s.penalty()) == pytest.approx(expect, rel=1e-5)
     with torch.no_grad():

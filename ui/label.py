@@ -19,9 +19,9 @@ def stretch(img: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> np.ndarray:
 
 
 def display_size(shape: tuple[int, int], max_side: int = 720) -> tuple[int, int]:
-    """(width, height) of the canvas: the image downscaled so its longer side is at most ``max_side``."""
+    """(width, height) of the canvas: the longer side scaled to ``max_side`` (small images enlarged at most 4x)."""
     h, w = shape
-    f = min(1.0, max_side / max(h, w))
+    f = min(4.0, max_side / max(h, w))
     return max(1, round(w * f)), max(1, round(h * f))
 
 

@@ -21,7 +21,9 @@ def render_sidebar() -> None:
         if mg is None:
             st.markdown("**Image:** none loaded")
         else:
-            px = f"{mg.pixel_size_nm:.4g} nm/px" if mg.calibrated else "uncalibrated"
+            from temzoo.io.units import format_nm
+
+            px = format_nm(mg.pixel_size_nm)
             st.markdown(f"**Image:** {mg.title or mg.source} ({mg.shape[1]}x{mg.shape[0]}, {px})")
         model = state.get(state.MODEL_ID)
         st.markdown(f"**Model:** {model or 'none chosen'}")

@@ -95,7 +95,8 @@ def one_run(work: Path, dataset: str, pairs, test_i: Path, test_m: Path, base: s
 
 def table(rows: list[dict]) -> str:
     sizes = sorted({r["n_labelled"] for r in rows})
-    out = "| data set | base | " + " | ".join(f"F1 @ {n} (s)" for n in sizes) + " |\n|---|---|" + "---|" * len(sizes) + "\n"
+    out = "| data set | base | " + " | ".join(f"F1 @ {n} (s)" for n in sizes) + " |\n"
+    out += "|---|---|" + "---|" * len(sizes) + "\n"
     for ds in sorted({r["dataset"] for r in rows}):
         for base in BASES:
             cells = []
@@ -147,8 +148,9 @@ def main() -> None:
                     rows.append(r)
                     with open(done_path, "a") as f:
                         f.write(json.dumps(r) + "\n")
-                    print(f"{ds:26s} {base:20s} n={n} seed={seed}: F1 {r['f1']:.3f} (object F1 {r['object_f1']:.3f}),"
-                          f" kept epoch at {r['seconds_to_kept_epoch']:.0f} s of {r['seconds_total']:.0f} s", flush=True)
+                    print(f"{ds:26s} {base:20s} n={n} seed={seed}: F1 {r['f1']:.3f} "
+                          f"(object F1 {r['object_f1']:.3f}), kept epoch at {r['seconds_to_kept_epoch']:.0f} s "
+                          f"of {r['seconds_total']:.0f} s", flush=True)
     print(f"\nmachine: {machine()}; budget {args.minutes} min per run\n")
     print(table([r for r in rows if r["minutes"] == args.minutes]))
 

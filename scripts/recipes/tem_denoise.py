@@ -33,7 +33,8 @@ def build_image_folder(work: Path, n_sim: int, cache: str | None, log: dict) -> 
         raise SystemExit("error: ../shared/data is absent; the recipe needs the real unlabelled micrographs")
     sim_dir = work / "sim"
     shutil.rmtree(sim_dir, ignore_errors=True)
-    cfg = SimulationConfig(n=n_sim, variants_per_field=4, seed=0, write_clean=True, cache_dir=cache or str(work / "cache"))
+    cfg = SimulationConfig(n=n_sim, variants_per_field=4, seed=0, write_clean=True,
+                           cache_dir=cache or str(work / "cache"))
     with timed(f"simulate {n_sim} clean images", log):
         generate(cfg, sim_dir)
     images = work / "images"
@@ -120,7 +121,8 @@ def main() -> None:
         by.setdefault((r["kind"], r["dose"]), []).append(r)
     summary = [{"kind": k, "dose": d, "n_images": len(v),
                 "psnr_noisy": round(sum(x["psnr_noisy"] for x in v) / len(v), 2),
-                "psnr_denoised": round(sum(x["psnr_denoised"] for x in v) / len(v), 2)} for (k, d), v in sorted(by.items())]
+                "psnr_denoised": round(sum(x["psnr_denoised"] for x in v) / len(v), 2)}
+               for (k, d), v in sorted(by.items())]
     for s in summary:
         print(f"  {s['kind']:16s} dose {s['dose']:5g}: PSNR noisy {s['psnr_noisy']:.2f} dB -> denoised "
               f"{s['psnr_denoised']:.2f} dB ({s['n_images']} images)")

@@ -1,4 +1,5 @@
-"""``python -m temzoo simulate``: labelled HRTEM nanoparticle images (abTEM multislice) -> images/, masks/, metadata/."""
+"""``python -m temzoo simulate``: labelled HRTEM nanoparticle images (abTEM multislice) -> images/, masks/,
+metadata/."""
 
 from __future__ import annotations
 

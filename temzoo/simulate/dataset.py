@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +191,17 @@ def generate(config: SimulationConfig, out: str | Path,
                "seconds": round(time.perf_counter() - t0, 2), "config": config.to_dict()}
     (out / "simulation.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def example_exit_waves(material: str = "Au", diameter_nm: float = 4.0, *, size_px: int = 256,
+                       pixel_size_nm: float = 0.05, carbon_nm: float = 3.0, seed: int = 0,
+                       cache_dir: str | None = None):
+    """One particle of ``material`` on carbon, for teaching: ``(config, exit_waves)``; re-image the field with
+    :func:`temzoo.simulate.image_from_exit_wave` at any defocus/dose in milliseconds (cached after the first call)."""
+    from temzoo.simulate.multislice import compute_exit_waves
+
+    cfg = SimulationConfig(materials=(material,), size_px=size_px, pixel_size_nm=pixel_size_nm,
+                           diameter_nm=(diameter_nm, diameter_nm), carbon_nm=(carbon_nm, carbon_nm),
+                           n_particles=(1, 1), seed=seed, cache_dir=cache_dir)
+    cfg.validate()
+    return cfg, compute_exit_waves(field_spec(cfg, 0), cfg.sampling_A, cfg.energy_kv * 1e3, cache_dir=cache_dir)

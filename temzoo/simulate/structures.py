@@ -113,7 +113,8 @@ def random_field(rng: np.random.Generator, extent_nm: float, *, materials=DEFAUL
                 q = rng.normal(size=4)
                 q /= np.linalg.norm(q)
                 faults = int(rng.integers(0, max_stacking_faults + 1)) if max_stacking_faults > 0 else 0
-                parts.append(ParticleSpec(str(rng.choice(list(materials))), round(d, 3), (round(c[0], 3), round(c[1], 3)),
+                center = (round(c[0], 3), round(c[1], 3))
+                parts.append(ParticleSpec(str(rng.choice(list(materials))), round(d, 3), center,
                                           tuple(float(round(x, 6)) for x in q), faults))
                 break
     carbon = float(rng.uniform(*carbon_nm)) if carbon_nm[1] > 0 else 0.0

@@ -471,8 +471,10 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
             if on_step is not None:
                 on_step({"epoch": epoch, "step": step, "progress": min(1.0, progress()), "loss": loss_val,
                          "seconds": elapsed()})
-        if not losses:
-            epoch -= 1  # nothing trained in this epoch (cancelled/time up at its start)
+        if not losses or stop_reason == "cancelled":
+            # Nothing trained, or cancelled mid-epoch: the partial epoch is dropped (not validated or saved), so
+            # last/ stays at an epoch boundary and a resumed run repeats exactly what the uninterrupted one does.
+            epoch -= 1
             break
         t_val = time.monotonic()
         scores = evaluate_samples(model, setup.val, spec, config, device, loss_fn)
@@ -516,6 +518,8 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
 
     stop_reason = stop_reason or "epochs"
     if final_epoch_done == 0 or not (workdir / "best").is_dir():
+        if stop_reason == "cancelled":
+            raise JobError("cancelled before the first epoch finished: nothing to save")
         raise JobError("training stopped before its first epoch finished; give it more time or epochs")
     # The result is the best epoch's weights (early stopping keeps the best, not the last).
     from safetensors.torch import load_file

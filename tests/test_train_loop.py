@@ -1,0 +1,199 @@
+"""The training loop: metrics, best/last/result folders, budgets, early stopping, cancel, resume, OOM, denoising."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from temzoo.errors import DataError, JobError
+from temzoo.train import TrainConfig, train
+from temzoo.train import loop as L
+from temzoo.train.denoise import pretrain_denoise
+from temzoo.train.state import find_state
+from temzoo.zoo import load_model
+from tests.trainsets import write_disc_set
+
+KEYS = {"epoch", "step", "seconds", "train_loss", "val_loss", "val_f1", "val_iou", "lr", "batch_size", "device"}
+
+
+@pytest.fixture(scope="module")
+def disc_set(tmp_path_factory):
+    return write_disc_set(tmp_path_factory.mktemp("discs"), n=4, size=64)
+
+
+def _cfg(disc_set, **kw):
+    images, masks = disc_set
+    base = dict(images=str(images), masks=str(masks), strategy="scratch", epochs=2, steps_per_epoch=3,
+                batch_size=2, tile_size=32, lr=3e-3, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _metrics(work):
+    return [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_writes_metrics_best_last_and_a_zoo_folder(disc_set, tmp_path):
+    seen = []
+    out = train(_cfg(disc_set), tmp_path / "w", out=tmp_path / "model", on_epoch=seen.append)
+    assert out == tmp_path / "model"
+    lines = _metrics(tmp_path / "w")
+    assert [r["epoch"] for r in lines] == [1, 2] and all(KEYS <= set(r) for r in lines)
+    assert [r["step"] for r in lines] == [3, 6] and lines[0]["device"] == "cpu"
+    assert [r["epoch"] for r in seen] == [1, 2]
+    for sub in ("best", "last"):
+        assert (tmp_path / "w" / sub).is_dir()
+    ck = load_model(str(out))
+    assert ck.meta.task == "segmentation" and ck.meta.class_names == ["background", "foreground"]
+    prov = ck.meta.provenance
+    assert prov["strategy"] == "scratch" and prov["data_hash"].startswith("sha256:")
+    assert set(prov["val_images"]).isdisjoint(prov["train_images"]) and len(prov["val_images"]) == 1
+    assert 0 <= prov["metrics"]["f1"] <= 1 and prov["stopped"] == "epochs"
+    assert (out / "metrics.jsonl").read_text() == (tmp_path / "w" / "metrics.jsonl").read_text()
+    assert "temzoo" in (out / "README.md").read_text()
+    # the result holds the best epoch's weights
+    best = max(lines, key=lambda r: r["val_f1"])
+    assert prov["best_epoch"] == best["epoch"]
+    a, b = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "w" / "best" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_learns_the_discs(disc_set, tmp_path):
+    out = train(_cfg(disc_set, epochs=4, steps_per_epoch=6, tile_size=64, lr=5e-3), tmp_path / "w")
+    assert load_model(str(out)).meta.provenance["metrics"]["f1"] > 0.6
+
+
+def test_early_stopping(disc_set, tmp_path, tiny_checkpoint):
+    # A vanishing learning rate with frozen statistics: validation F1 cannot improve, so patience 1 stops at epoch 2.
+    cfg = _cfg(disc_set, base=str(tiny_checkpoint), strategy="full", lr=1e-12, epochs=6, patience=1)
+    out = train(cfg, tmp_path / "w")
+    assert [r["epoch"] for r in _metrics(tmp_path / "w")] == [1, 2]
+    assert load_model(str(out)).meta.provenance["stopped"] == "early stopping"
+
+
+def test_time_budget(disc_set, tmp_path):
+    out = train(_cfg(disc_set, epochs=None, minutes=0.04, steps_per_epoch=2), tmp_path / "w")
+    prov = load_model(str(out)).meta.provenance
+    assert prov["stopped"] == "time" and prov["seconds"] < 30
+
+
+def test_cancel_keeps_state_and_best(disc_set, tmp_path):
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 4  # during epoch 2
+
+    out = train(_cfg(disc_set, epochs=5), tmp_path / "w", should_stop=stop)
+    assert load_model(str(out)).meta.provenance["stopped"] == "cancelled"
+    assert [r["epoch"] for r in _metrics(tmp_path / "w")] == [1]
+    assert json.loads((tmp_path / "w" / "last" / "state.json").read_text())["info"]["epoch"] == 1
+
+
+def test_resume_continues_from_the_last_epoch_exactly(disc_set, tmp_path):
+    cfg = _cfg(disc_set, epochs=3, cpu_threads=1)
+    train(cfg, tmp_path / "straight")
+    calls = {"n": 0}
+
+    def crash():
+        calls["n"] += 1
+        return calls["n"] > 7  # dies in epoch 3, after 2 epochs were saved
+
+    train(cfg, tmp_path / "resumed", should_stop=crash)
+    assert [r["epoch"] for r in _metrics(tmp_path / "resumed")] == [1, 2]
+    (tmp_path / "resumed" / "metrics.jsonl").open("a").write('{"epoch": 3, "cut')  # a line cut by the crash
+    train(cfg, tmp_path / "resumed", resume=True)
+    lines = _metrics(tmp_path / "resumed")
+    assert [r["epoch"] for r in lines] == [1, 2, 3] and lines[-1]["step"] == 9
+    a = load_file(str(tmp_path / "straight" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "last" / "model.safetensors"))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert "resumed from last at epoch 2" in (tmp_path / "resumed" / "train.log").read_text()
+
+
+def test_resume_refuses_changed_data_and_starts_fresh_without_state(disc_set, tmp_path):
+    images, masks = disc_set
+    own = tmp_path / "set"
+    shutil.copytree(images.parent, own)
+    cfg = _cfg((own / "images", own / "masks"), epochs=1)
+    train(cfg, tmp_path / "w")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(own / "masks" / "img0.png")
+    with pytest.raises(JobError, match="labelled set changed"):
+        train(cfg, tmp_path / "w", resume=True)
+    train(cfg, tmp_path / "fresh", resume=True)  # nothing to resume: starts from the beginning
+    assert "no saved state" in (tmp_path / "fresh" / "train.log").read_text()
+
+
+def test_state_swap_cut_short_is_recovered(disc_set, tmp_path):
+    train(_cfg(disc_set, epochs=1), tmp_path / "w")
+    # simulate a kill between the two renames of the atomic swap: only the old copy exists
+    (tmp_path / "w" / "last").rename(tmp_path / "w" / ".last.old-123")
+    assert find_state(tmp_path / "w") == tmp_path / "w" / ".last.old-123"
+    shutil.rmtree(tmp_path / "w" / ".last.old-123")
+    assert find_state(tmp_path / "w") is None
+
+
+def test_out_of_memory_halves_the_batch(disc_set, tmp_path, monkeypatch):
+    """CUDA OOM cannot happen on a CPU runner, so the error is injected into the first step."""
+    real = L._step
+    state = {"n": 0}
+
+    def flaky(model, strat, opt, loss_fn, xb, *a, **k):
+        state["n"] += 1
+        if xb.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(model, strat, opt, loss_fn, xb, *a, **k)
+
+    monkeypatch.setattr(L, "_step", flaky)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    train(_cfg(disc_set, epochs=1, batch_size=4), tmp_path / "w")
+    assert _metrics(tmp_path / "w")[0]["batch_size"] == 1
+    assert "retrying with batch size 2" in (tmp_path / "w" / "train.log").read_text()
+
+    def always(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(L, "_step", always)
+    with pytest.raises(JobError, match="out of GPU memory even with batch size 1"):
+        train(_cfg(disc_set, epochs=1, batch_size=2), tmp_path / "w2")
+
+
+def test_bad_data_is_a_data_error(disc_set, tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        train(_cfg(disc_set, masks=str(tmp_path / "none")), tmp_path / "w")
+
+
+def test_multiclass_masks_reinitialise_the_head(tmp_path, tiny_checkpoint):
+    images, masks = write_disc_set(tmp_path / "mc", n=3, size=48)
+    for p in masks.iterdir():
+        m = np.asarray(Image.open(p)) > 0
+        idx = m.astype(np.uint8)
+        idx[:, 24:][m[:, 24:]] = 2
+        Image.fromarray(idx).save(p)
+    cfg = TrainConfig(images=str(images), masks=str(masks), base=str(tiny_checkpoint), strategy="full",
+                      epochs=1, steps_per_epoch=2, batch_size=2, tile_size=32, pixel_size_nm=0.05)
+    ck = load_model(str(train(cfg, tmp_path / "w")))
+    assert ck.spec.classes == 3 and ck.meta.class_names == ["background", "class1", "class2"]
+    assert "head reinitialised" in ck.meta.provenance["head_reinitialised"]
+
+
+def test_denoising_chain(disc_set, tmp_path):
+    images, masks = disc_set
+    den = pretrain_denoise(images, tmp_path / "denoiser", epochs=1, steps_per_epoch=2, batch_size=2, tile_size=32)
+    dck = load_model(str(den))
+    assert dck.meta.task == "denoising" and dck.meta.provenance["metrics"]["psnr"] > 0
+    assert dck.meta.provenance["lineage"] == []
+    cfg = _cfg(disc_set, base=str(den), strategy="full", epochs=1)
+    ck = load_model(str(train(cfg, tmp_path / "w")))
+    prov = ck.meta.provenance
+    assert "the base is a denoising model" in prov["head_reinitialised"]
+    assert prov["lineage"][-1]["model"] == str(den) and prov["lineage"][-1]["task"] == "denoising"
+    # everything but the head came from the denoiser
+    a, b = load_file(str(den / "model.safetensors")), load_file(str(tmp_path / "w" / "best" / "model.safetensors"))
+    assert not torch.equal(a["segmentation_head.0.weight"], b["segmentation_head.0.weight"])
