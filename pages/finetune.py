@@ -61,7 +61,8 @@ def _panel(d: str, was_active: bool) -> None:
     c[3].metric("Time left" if s.active else "Ran for",
                 uj.fmt_seconds(jobs.eta_seconds(d)) if s.active else uj.fmt_seconds(
                     (s.finished - s.started) if s.finished and s.started else None))
-    st.caption(f"Device: {s.device or 'not started yet'} · base {cfg.get('base')} · strategy {cfg.get('strategy')} · "
+    st.caption(f"Device: {s.device or 'not started yet'} · base {cfg.get('base')} · strategy {cfg.get('strategy')}"
+               " · "
                f"batch {s.batch_size} · job {s.id}")
     if s.state == "running":
         if cfg.get("minutes") and s.started:
@@ -74,7 +75,7 @@ def _panel(d: str, was_active: bool) -> None:
     if recs:
         st.plotly_chart(uj.metrics_figure({s.name: recs}), width="stretch", key=f"ft_fig_{s.id}")
     elif s.active:
-        st.info("Waiting for the first epoch…" if s.state == "running" else "Queued: another job is using the device.")
+        st.info("Waiting for the first epoch…" if s.state == "running" else "Queued: another job uses the device.")
     if s.error:
         (st.warning if s.state in ("interrupted", "cancelled") else st.error)(s.error)
     b = st.columns(3)

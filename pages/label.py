@@ -28,7 +28,7 @@ with draw_tab:
         dw, dh = ul.display_size((h, w))
         c1, c2, c3 = st.columns([2, 1, 2])
         tool = c1.radio("Tool", ["Brush", "Eraser", "Polygon", "Rectangle"], horizontal=True, key="label_tool",
-                        help="Red adds to the mask, blue (eraser) removes. Close a polygon by clicking its first point.")
+                        help="Red adds, blue (eraser) removes. Close a polygon by clicking its first point again.")
         size = c2.slider("Brush size", 1, 80, 14, key="label_brush")
         start = c3.selectbox("Start from", ["Empty mask", "Threshold: bright features", "Threshold: dark features"],
                              key="label_start", help="An automatic starting mask to correct with brush and eraser.")

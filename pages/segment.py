@@ -186,10 +186,13 @@ for col, (name, data) in zip(dl, files.items()):
 st.subheader("Compare with a mask")
 up = st.file_uploader("Mask for this image (0/255 or class-index PNG/TIFF)", type=["png", "tif", "tiff", "bmp"],
                       key="seg_mask_upload")
-if up is not None:
+if up is None:
+    st.session_state.pop(seg.MASK_KEY, None)  # removed from the uploader: stop scoring against it
+else:
     try:
         seg.read_uploaded_mask(up.getvalue(), up.name)
     except TemzooError as err:
+        st.session_state.pop(seg.MASK_KEY, None)  # never show metrics of an earlier mask under this one's name
         st.error(str(err))
 truth = st.session_state.get(seg.MASK_KEY)
 if truth is not None:

@@ -15,19 +15,21 @@ def test_segment_real_dm3_in_browser(app_server, page, shared_data, tiny_checkpo
     page.goto(app_server)
     wait_for_app(page)
     page.locator('input[type="file"]').set_input_files(str(shared_data / DM3))
-    page.locator('[data-testid="stSidebar"]', has_text="multi_signal").wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebar"]', has_text="0.01775 nm/px").wait_for(timeout=60_000)
     page.locator('[data-testid="stSidebarNavLink"]', has_text="Segment").click()
     wait_for_app(page)
+    page.get_by_role("heading", name="Segment").wait_for()
     box = page.get_by_label("... or a checkpoint folder / Hub repo id")
-    if box.count() == 0 or not box.is_visible():  # the model expander is collapsed when a model is current
-        page.get_by_text("Model", exact=True).first.click()
+    box.wait_for(state="attached")
+    if not box.is_visible():  # the model expander is collapsed when a model is already current
+        page.locator('[data-testid="stExpander"] summary', has_text="Model").first.click()
     box.fill(str(tiny_checkpoint))
     box.press("Enter")
     wait_for_app(page)
     page.locator('[data-testid="stMetric"]', has_text="Objects").first.wait_for(timeout=120_000)
-    charts = page.locator('[data-testid="stPlotlyChart"]')
-    charts.first.wait_for()
-    assert charts.count() >= 3  # linked maps + size and confidence histograms
+    # linked maps + size and confidence histograms
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"]').length >= 3",
+                           timeout=120_000)
     # four panels, each an SVG <image> holding the PNG of its map
     page.wait_for_function(
         "() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')[0]"

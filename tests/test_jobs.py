@@ -58,7 +58,7 @@ def test_submit_trains_for_real_and_installs_result_in_local_zoo(disk_set):
     recs = h.metrics()
     assert [r["epoch"] for r in recs] == [1, 2] and all("val_f1" in r for r in recs)
     assert json.loads((h.dir / "config.json").read_text())["tile_size"] == 64
-    assert not (h.dir / "worker.pid").exists() or not jobs._pid_alive(st.pid)
+    _wait_for(lambda: not jobs._pid_alive(st.pid, st.pid_start), 30, "the worker process to exit")
 
     # A "restart": a fresh interpreter with the same TEMZOO_HOME finds the job and its result again.
     out = subprocess.run(
@@ -69,18 +69,20 @@ def test_submit_trains_for_real_and_installs_result_in_local_zoo(disk_set):
     assert json.loads(out.stdout) == [[h.id, "done", st.result]]
 
 
-def test_queue_runs_one_job_at_a_time_and_cancel_skips_a_queued_job(disk_set):
-    a = jobs.submit(_cfg(disk_set))
-    b = jobs.submit(_cfg(disk_set))
-    c = jobs.submit(_cfg(disk_set))
-    _wait_for(lambda: c.status().pid, 60, "the third worker to start")
-    assert c.status().state == "queued"
-    assert c.cancel(wait_s=30).state == "cancelled"
-    sa, sb = a.wait(180), b.wait(180)
-    assert (sa.state, sb.state) == ("done", "done"), (sa.error, sb.error)
-    assert sa.finished <= sb.started  # never both running
+def test_queue_runs_one_job_at_a_time_and_cancel_stops_running_and_queued_jobs(disk_set):
+    a = jobs.submit(_cfg(disk_set, epochs=50))
+    b = jobs.submit(_cfg(disk_set, epochs=1))
+    c = jobs.submit(_cfg(disk_set, epochs=1))
+    _wait_for(lambda: a.metrics(), 120, "the first job's first epoch")
+    assert (b.status().state, c.status().state) == ("queued", "queued")  # one at a time
+    assert c.cancel(wait_s=30).state == "cancelled"  # leaves the queue without ever starting
+    sa = a.cancel(wait_s=60)  # running: stops at the next step through the flag file
+    assert sa.state == "cancelled" and sa.result is None and len(a.metrics()) < 50
+    sb = b.wait(180)
+    assert sb.state == "done", (sb.error, jobs.read_log(b))
+    assert sa.finished <= sb.started  # b started only after a let go of the device
     sc = c.status()
-    assert sc.started is None and not c.metrics()  # cancelled before it ever ran
+    assert sc.started is None and not c.metrics()
     assert not list((paths.jobs_dir() / ".queue").glob("*.json"))  # queue drained
 
 

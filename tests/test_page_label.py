@@ -63,7 +63,8 @@ def test_uploads_mask_coco_and_yolo(tmp_path):
     c, _ = disk_image(64, seed=4)
     u8 = lambda x: (x * 200).clip(0, 255).astype(np.uint8)  # noqa: E731
     coco = {"images": [{"id": 1, "file_name": "b.png", "height": 64, "width": 64}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]]}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                             "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]]}],
             "categories": [{"id": 1, "name": "loop"}]}
     at.file_uploader(key="label_up_images").set_value(
         [("a.png", _png(u8(a)), "image/png"), ("b.png", _png(u8(b)), "image/png"), ("c.png", _png(u8(c)), "image/png"),

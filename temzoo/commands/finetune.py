@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.25)")
     adv.add_argument("--downsample", type=float,
                      help="shrink images by this factor when the base does not fix the pixel size (default 1)")
+    adv.add_argument("--clock", choices=("wall", "cpu"),
+                     help="what --minutes measures: wall time (default) or this process's CPU time")
     adv.add_argument("--workdir", help="keep the working folder (resume state, best/, log) here")
     adv.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
     adv.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,7 +45,7 @@ def config_from_args(args: argparse.Namespace):
     kw = {"images": args.images, "masks": args.masks, "base": args.base, "strategy": args.strategy,
           "epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
           "device": args.device}
-    for name in ("tile_size", "batch_size", "lr", "loss", "val_fraction", "downsample"):
+    for name in ("tile_size", "batch_size", "lr", "loss", "val_fraction", "downsample", "clock"):
         v = getattr(args, name, None)
         if v is not None:
             kw[name] = v

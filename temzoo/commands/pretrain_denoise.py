@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--batch-size", type=int, help="tiles per step (default 4)")
     adv.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     adv.add_argument("--downsample", type=float, help="shrink images by this factor (default 1)")
+    adv.add_argument("--clock", choices=("wall", "cpu"),
+                     help="what --minutes measures: wall time (default) or this process's CPU time")
     adv.add_argument("--workdir", help="keep the working folder (resume state, best/, log) here")
     adv.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
     adv.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     kw = {"minutes": args.minutes, "epochs": args.epochs, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
           "device": args.device}
-    for name in ("tile_size", "batch_size", "lr", "downsample"):
+    for name in ("tile_size", "batch_size", "lr", "downsample", "clock"):
         v = getattr(args, name, None)
         if v is not None:
             kw[name] = v

@@ -555,6 +555,8 @@ def _scan_pil(p: Path, fmt: str) -> ReadResult:
                     _check_size(h, w)
                 except ReadError as err:
                     raise ReadError(f"{p.name}: {err}") from None
+                if h < 2 or w < 2:  # as for HyperSpy formats (_classify): a line or a dot is not a micrograph
+                    raise ReadError(f"{p.name} is {w}x{h} px, too small to be a micrograph (a line profile?)")
                 im.load()
                 mode = im.mode
                 if mode == "P":

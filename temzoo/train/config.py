@@ -26,7 +26,7 @@ class TrainConfig:
     strategy: str = "full"
     task: str = "segmentation"  # or "denoising" (pretrain-denoise)
     epochs: int | None = None
-    minutes: float | None = None  # wall-clock budget; either or both (the first reached stops)
+    minutes: float | None = None  # time budget; either or both (the first reached stops)
     pixel_size_nm: float | None = None  # pixel size of the images (overrides the files' calibration)
     seed: int = 0
     device: str = "auto"
@@ -62,6 +62,9 @@ class TrainConfig:
     # CPU threads; None = automatic: as many as the machine has idle cores (OpenMP threads fighting other processes
     # for busy cores run 10-30x slower than one thread, measured on a loaded 2-core machine).
     cpu_threads: int | None = None
+    # What ``minutes`` measures: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads): "CPU-minutes"
+    # make budgets comparable on a shared machine, where wall time depends on everyone else's load.
+    clock: str = "wall"
     class_names: list[str] | None = None  # default from the masks (binary: background, foreground)
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +85,8 @@ class TrainConfig:
             raise TemzooError(f"epochs must be at least 1 (got {self.epochs})")
         if self.minutes is not None and not self.minutes > 0:
             raise TemzooError(f"minutes must be positive (got {self.minutes})")
+        if self.clock not in ("wall", "cpu"):
+            raise TemzooError(f"unknown clock {self.clock!r}; use wall or cpu")
         if self.batch_size < 1:
             raise TemzooError(f"batch size must be at least 1 (got {self.batch_size})")
         if self.tile_size < 16:

@@ -118,9 +118,6 @@ class JobHandle:
         return resume(self)
 
 
-JobRef = "JobHandle | str | Path"
-
-
 # ----------------------------------------------------------------------------------------------- files on disk
 
 

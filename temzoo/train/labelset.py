@@ -163,7 +163,9 @@ def strokes_to_mask(rgba: np.ndarray | None, shape: tuple[int, int], base: np.nd
     touched = alpha > 0
     label = touched & (r > b)
     # Nearest-neighbour scaling back to the micrograph's grid (the canvas is a downscaled view).
-    up = lambda x: np.asarray(Image.fromarray(x.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127  # noqa: E731
+    def up(x: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(x.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+
     t, lab = up(touched), up(label)
     out[t] = lab[t]
     return out

@@ -343,18 +343,19 @@ def train(
             f.write(f"{datetime.now().isoformat(timespec='seconds')} {msg}\n")
         (log or logger.info)(msg)
 
-    t_start = time.monotonic()
+    clock = time.process_time if config.clock == "cpu" else time.monotonic
+    t_start = clock()
     device = pick_device(config.device)
     threads_before = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(config.cpu_threads))
     try:
-        return _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start)
+        return _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start, clock)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start) -> Path:
+def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start, clock) -> Path:
     from temzoo.device import describe_device
 
     setup = build_setup(config, log=say)
@@ -411,9 +412,10 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
         metrics_path.unlink()  # a fresh run in a reused folder starts a fresh history
 
     reserve_s = 0.0  # measured cost of validation + saving, kept free at the end of a time budget
+    wall_start = time.monotonic()
 
     def elapsed() -> float:
-        return offset_s + time.monotonic() - t_start
+        return offset_s + clock() - t_start
 
     def progress(extra_steps: int = 0) -> float:
         p = 0.0
@@ -476,10 +478,12 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
             # last/ stays at an epoch boundary and a resumed run repeats exactly what the uninterrupted one does.
             epoch -= 1
             break
-        t_val = time.monotonic()
+        t_val = elapsed()
         scores = evaluate_samples(model, setup.val, spec, config, device, loss_fn)
         train_loss = float(np.mean(losses))
-        record = {"epoch": epoch, "step": step, "seconds": round(elapsed(), 3), "train_loss": train_loss,
+        record = {"epoch": epoch, "step": step, "seconds": round(elapsed(), 3),
+                  "wall_seconds": round(time.monotonic() - wall_start, 3), "clock": config.clock,
+                  "train_loss": train_loss,
                   **scores, "lr": lr, "batch_size": batch_size, "device": device.type,
                   "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
                   "partial": i < steps_per_epoch}
@@ -504,7 +508,7 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
             "best_record": best_record, "since_best": since_best, "batch_size": batch_size,
             "data_hash": setup.raw.data_hash, "config": config.to_dict()})
         final_epoch_done = epoch
-        reserve_s = max(reserve_s * 0.5, time.monotonic() - t_val)
+        reserve_s = max(reserve_s * 0.5, elapsed() - t_val)
         f1s = f", val F1 {scores['val_f1']:.3f}" if scores.get("val_f1") is not None else ""
         say(f"epoch {epoch}: train loss {train_loss:.4f}"
             + (f", val loss {scores['val_loss']:.4f}" if scores.get("val_loss") is not None else "")
