@@ -89,7 +89,7 @@ for w in dict.fromkeys(pred.warnings + domain.warnings):
 h, w = mg.shape
 with st.expander("Feature importance", expanded=True):
     e1, e2 = st.columns([2, 3])
-    method = e1.selectbox("Method", ["integrated-gradients", "occlusion", "gradcam", "fourier"], key="seg_method",
+    method = e1.selectbox("Method", ["gradcam", "integrated-gradients", "occlusion", "fourier"], key="seg_method",
                           help="Attributions explain the mean foreground logit of the region; 'fourier' removes one "
                                "band of spatial periods at a time.")
     use_fg = e1.checkbox("Region = predicted foreground", value=True, key="seg_use_fg")
@@ -119,7 +119,9 @@ view = st.radio("Uncertainty map", conf_maps, horizontal=True, key="seg_conf_vie
 fig = seg.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view)
 st.plotly_chart(fig, key="seg_maps", config={"displaylogo": False})
 if expl is not None:
-    st.caption(f"{expl.method}: {expl.seconds:.1f} s. Red/blue: raises/lowers the region's foreground score.")
+    what = ("red/blue: raises/lowers the region's foreground score" if expl.method in
+            ("integrated-gradients", "occlusion") else "brighter: more important")
+    st.caption(f"{expl.method}: {expl.seconds:.1f} s; {what}.")
 
 # --------------------------------------------------------------------------------------------------------- numbers
 unit = summary["size_unit"]

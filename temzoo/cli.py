@@ -8,6 +8,7 @@ imports happen inside ``run`` so that ``--help`` and argument errors stay instan
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -63,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
+        return 2
+    except OSError as err:  # the environment (disk full, permissions), not a bug: say what and where
+        if os.environ.get("TEMZOO_DEBUG"):
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        hint = "free some space and run it again" if err.errno == errno.ENOSPC else "check the path and permissions"
+        sys.stderr.write(f"error: {err.strerror or err}{where}; {hint}\n")
         return 2
     except Exception as err:  # noqa: BLE001 - the contract forbids tracebacks; TEMZOO_DEBUG=1 shows one
         if os.environ.get("TEMZOO_DEBUG"):

@@ -181,7 +181,8 @@ def fit_temperature(probabilities: Sequence[np.ndarray] | np.ndarray, masks: Seq
         p = np.asarray(p)
         m = np.asarray(m)
         if p.shape[-2:] != m.shape[-2:]:
-            raise DataError(f"mask shape {m.shape} differs from the prediction's {p.shape[-2:]}; use the same image size")
+            raise DataError(f"mask shape {m.shape} differs from the prediction's {p.shape[-2:]}; "
+                            "use the same image size")
         if p.ndim != 2:
             raise DataError("temperature fitting is implemented for binary models; multi-class calibration is not")
         zs.append(_binary_logit(p).ravel())

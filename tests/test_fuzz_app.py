@@ -135,9 +135,13 @@ def test_running_server_survives_damaged_uploads(app_server, page, shared_data, 
         wait_for_app(page)
         alert = page.locator('[data-testid="stAlertContentError"]')
         chart = page.locator('[data-testid="stPlotlyChart"]')
+        # this upload's own outcome: an error line naming it, or (readable after all) the image with no error
         page.wait_for_function(
-            "() => document.querySelector('[data-testid=\"stAlertContentError\"]') || "
-            "document.querySelector('[data-testid=\"stPlotlyChart\"]')", timeout=60_000)
+            """name => {
+                const errs = [...document.querySelectorAll('[data-testid="stAlertContentError"]')];
+                if (errs.some(e => e.innerText.includes(name))) return true;
+                return errs.length === 0 && document.querySelector('[data-testid="stPlotlyChart"]') !== null;
+            }""", arg=f"damaged{k}", timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0, (rel, kind)
         outcomes.append("error" if alert.count() else "image" if chart.count() else "?")
         f.unlink()

@@ -149,7 +149,7 @@ def _png(rgb: np.ndarray) -> str:
 
 
 def maps_figure(image: np.ndarray, prediction, importance: np.ndarray | None, box: tuple | None = None,
-                confidence_map: str = "confidence", height: int = 430) -> Any:
+                confidence_map: str = "confidence", height: int = 340) -> Any:
     """Four panels with shared (linked) axes in nm (px when uncalibrated): zooming one zooms all."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

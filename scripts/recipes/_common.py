@@ -78,6 +78,10 @@ def rewrite_card(folder: Path, *, model_id: str, provenance: dict, description: 
         card = card.rstrip("\n") + "\n\n" + extra_md.strip("\n") + "\n"
     (folder / META_FILE).write_text(meta.to_json())
     (folder / "README.md").write_text(card)
+    # the training writes private temp folders (0700/0600); a shipped checkpoint is world-readable
+    folder.chmod(0o755)
+    for p in folder.iterdir():
+        p.chmod(0o644)
     return card
 
 

@@ -31,22 +31,36 @@ def conditions() -> list[tuple[float, float]]:
     return sorted(set(pairs), key=lambda p: (p[0], p[1]))
 
 
+def _existing(folder: Path, cfg) -> dict | None:
+    """The summary of a finished simulation in ``folder`` made with the same settings (then it is reused as is)."""
+    try:
+        summary = json.loads((folder / "simulation.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = json.loads(json.dumps(cfg.to_dict())) == summary.get("config")
+    return summary if same else None
+
+
 def simulate_sets(work: Path, fields: int, variants: int, test_fields: int, log: dict) -> tuple[Path, dict]:
     from temzoo.simulate import SimulationConfig, generate
 
     cache = str(work / "cache")
     train_cfg = SimulationConfig(n=fields * variants, variants_per_field=variants, seed=0, cache_dir=cache)
     with timed(f"simulate {train_cfg.n} training images ({fields} fields x {variants} variants)", log):
-        shutil.rmtree(work / "train", ignore_errors=True)  # no leftovers from a run with other counts
-        summary = generate(train_cfg, work / "train")
+        summary = _existing(work / "train", train_cfg)
+        if summary is None:
+            shutil.rmtree(work / "train", ignore_errors=True)  # no leftovers from a run with other counts
+            summary = generate(train_cfg, work / "train")
     print(f"  exit waves computed {summary['exit_waves_computed']}, from cache {summary['exit_waves_cached']}, "
           f"multislice {summary['multislice_seconds']} s")
     with timed(f"simulate test set ({test_fields} fields x {len(conditions())} conditions)", log):
         for dose, df in conditions():
             cfg = SimulationConfig(n=test_fields, variants_per_field=1, seed=TEST_SEED, cache_dir=cache,
                                    dose_values=(dose,), defocus_values=(df,))
-            shutil.rmtree(work / "test" / f"dose{dose:g}_df{df:g}", ignore_errors=True)
-            generate(cfg, work / "test" / f"dose{dose:g}_df{df:g}")
+            d = work / "test" / f"dose{dose:g}_df{df:g}"
+            if _existing(d, cfg) is None:
+                shutil.rmtree(d, ignore_errors=True)
+                generate(cfg, d)
     return work / "train", summary
 
 
@@ -60,6 +74,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the previous run in --work up to --minutes in total (same data)")
     args = ap.parse_args()
 
     from temzoo.train.config import TrainConfig
@@ -78,10 +94,12 @@ def main() -> None:
         val_names=val_names, patience=1000, noise_probability=0.0,  # the simulation already holds the dose noise
         seed=0, description="Nanoparticle vs. background in HRTEM at 0.05 nm/px, trained from scratch on "
                             "abTEM-simulated Au/Pt/Ag/CdSe/ZnS particles on amorphous carbon (temzoo recipe a)")
-    with timed(f"train from scratch ({args.minutes} min budget)", log):
+    with timed(f"train from scratch ({args.minutes} min budget{' in total, resumed' if args.resume else ''})", log):
         run_dir = work / "run"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        result = train(cfg, run_dir, out=work / "result", log=lambda m: print("  " + m, flush=True))
+        if not args.resume:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        result = train(cfg, run_dir, out=work / "result", resume=args.resume,
+                       log=lambda m: print("  " + m, flush=True))
 
     rows = []
     with timed("evaluate on the held-out test conditions", log):
@@ -119,8 +137,9 @@ def main() -> None:
             f"{best['f1']:.3f}. Trained {epochs} epochs in {args.minutes:g} min on {machine()}: a short CPU run, "
             "not converged. The simulation has no detector MTF, no sample drift, no beam damage, one phonon "
             "configuration and random (not physically relaxed) amorphous carbon; real images will differ. "
-            "Small (2-3 nm) light-element particles (CdSe, ZnS) at low dose are the hardest case. Fine-tune on "
-            "a few labelled real images before trusting it."),
+            "Small (2-3 nm) light-element particles (CdSe, ZnS) at low dose are expected to be the hardest case "
+            "(weak phase objects; not measured per material). Fine-tune on a few labelled real images before "
+            "trusting it."),
         "recipe": "scripts/recipes/hrtem_nanoparticle.py",
         "recipe_seconds": log,
     }

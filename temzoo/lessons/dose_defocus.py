@@ -27,7 +27,7 @@ QUESTION = ("Lower the dose step by step. At which dose does the model's mask st
             "mean confidence warn you before the F1 score drops? Then set the dose high and move the defocus "
             "through zero: why is the contrast weakest near zero defocus?")
 
-DOSES = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)  # e/A^2
+DOSES = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)  # e/Å²
 DEFOCI = (-30.0, -20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 30.0)  # nm (abTEM sign: positive = underfocus)
 SIZE_PX = 160
 
@@ -70,11 +70,11 @@ def load_field(workspace=None) -> Field:
 
 
 def render(fld: Field, dose: float, defocus_nm: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(counts, expected)``: the recorded image (Poisson at ``dose`` e/A^2) and its noise-free mean."""
+    """``(counts, expected)``: the recorded image (Poisson at ``dose`` e/Å²) and its noise-free mean."""
     from temzoo.simulate import apply_dose, expected_intensity
 
     if not dose > 0:
-        raise DataError(f"dose must be > 0 e/A^2, got {dose}")
+        raise DataError(f"dose must be > 0 e/Å², got {dose}")
     intensity = expected_intensity(fld.wave, defocus_nm, sampling_A=fld.sampling_A, pixel_size_nm=fld.pixel_size_nm)
     counts = apply_dose(intensity, dose, fld.pixel_size_nm, rng=seed)
     expected = intensity * dose * (fld.pixel_size_nm * 10) ** 2
@@ -168,7 +168,7 @@ def findings(dose_sweep: Sweep, defocus_sweep: Sweep) -> list[str]:
     out = []
     d = dose_sweep
     rises = all(b > a for a, b in zip(d.snr, d.snr[1:]))
-    out.append(f"SNR goes from {d.snr[0]:.2f} at {d.x[0]:g} e/A^2 to {d.snr[-1]:.2f} at {d.x[-1]:g} e/A^2"
+    out.append(f"SNR goes from {d.snr[0]:.2f} at {d.x[0]:g} e/Å² to {d.snr[-1]:.2f} at {d.x[-1]:g} e/Å²"
                + (" and rises at every step (about as the square root of the dose: shot noise)." if rises
                   else ", though not at every step."))
     f = defocus_sweep
@@ -180,8 +180,8 @@ def findings(dose_sweep: Sweep, defocus_sweep: Sweep) -> list[str]:
     if all(v is not None for v in d.f1):
         best = max(d.f1)
         ok = [x for x, v in zip(d.x, d.f1) if v >= 0.9 * best]
-        out.append(f"The model's F1 is {d.f1[0]:.2f} at {d.x[0]:g} e/A^2 and {d.f1[-1]:.2f} at {d.x[-1]:g} e/A^2; "
-                   f"it is within 10 % of its best ({best:.2f}) from {min(ok):g} e/A^2 up.")
+        out.append(f"The model's F1 is {d.f1[0]:.2f} at {d.x[0]:g} e/Å² and {d.f1[-1]:.2f} at {d.x[-1]:g} e/Å²; "
+                   f"it is within 10 % of its best ({best:.2f}) from {min(ok):g} e/Å² up.")
         c = d.mean_confidence
         word = "lower" if c[0] < c[-1] else "not lower"
         out.append(f"Mean confidence at the lowest dose ({c[0]:.2f}) is {word} than at the highest ({c[-1]:.2f}).")

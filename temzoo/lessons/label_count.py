@@ -40,25 +40,28 @@ class LabelCountResult:
         return sorted({c.n_labels for c in self.curves})
 
 
-def specs(base_ref: str, counts=LABEL_COUNTS, seconds: float = DEFAULT_SECONDS) -> list:
+def specs(base_ref: str, counts=LABEL_COUNTS, seconds: float = DEFAULT_SECONDS, epochs: int | None = None) -> list:
     from temzoo.lessons.runs import RunSpec
 
     out = []
     for n in counts:
-        out.append(RunSpec(f"scratch, {n} label{'s' if n > 1 else ''}", "scratch", "scratch", n, seconds))
-        out.append(RunSpec(f"pretrained, {n} label{'s' if n > 1 else ''}", base_ref, "full", n, seconds))
+        plural = "s" if n > 1 else ""
+        out.append(RunSpec(f"scratch, {n} label{plural}", "scratch", "scratch", n, seconds, epochs=epochs))
+        out.append(RunSpec(f"pretrained, {n} label{plural}", base_ref, "full", n, seconds, epochs=epochs))
     return out
 
 
 def run(base_ref: str, lesson_set, workdir, counts=LABEL_COUNTS, seconds: float = DEFAULT_SECONDS,
-        base_label: str = "pretrained base", progress=None, should_stop=None) -> LabelCountResult:
-    """Train scratch and pretrained runs for each label count (``2 * len(counts)`` runs of ``seconds`` each)."""
+        base_label: str = "pretrained base", progress=None, should_stop=None,
+        epochs: int | None = None) -> LabelCountResult:
+    """Train scratch and pretrained runs for each label count (``2 * len(counts)`` runs of ``seconds`` each, or of
+    ``epochs`` x 4 steps when given)."""
     import time
 
     from temzoo.lessons.runs import run_all
 
     t0 = time.monotonic()
-    curves = run_all(specs(base_ref, counts, seconds), lesson_set, workdir, progress, should_stop)
+    curves = run_all(specs(base_ref, counts, seconds, epochs), lesson_set, workdir, progress, should_stop)
     return LabelCountResult(curves, base_label, time.monotonic() - t0)
 
 

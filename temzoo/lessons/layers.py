@@ -45,14 +45,15 @@ def parameter_counts(checkpoint, strategies=STRATEGIES) -> dict[str, dict]:
 
 def run(checkpoint, base_ref: str, lesson_set, workdir, strategies=STRATEGIES, n_labels: int = DEFAULT_LABELS,
         seconds: float = DEFAULT_SECONDS, base_label: str = "pretrained base", progress=None,
-        should_stop=None) -> LayersResult:
+        should_stop=None, epochs: int | None = None) -> LayersResult:
+    """Parameter counts, then one run per strategy from the same base on the same ``n_labels`` images."""
     import time
 
     from temzoo.lessons.runs import RunSpec, run_all
 
     t0 = time.monotonic()
     counts = parameter_counts(checkpoint, strategies)
-    specs = [RunSpec(s, base_ref, s, n_labels, seconds) for s in strategies]
+    specs = [RunSpec(s, base_ref, s, n_labels, seconds, epochs=epochs) for s in strategies]
     curves = run_all(specs, lesson_set, workdir, progress, should_stop)
     return LayersResult(counts, curves, n_labels, base_label, time.monotonic() - t0)
 
@@ -68,7 +69,8 @@ def findings(res: LayersResult) -> list[str]:
         out.append(f"Freezing the encoder trains {100 * saved:.0f} % fewer parameters than full fine-tuning.")
     best = max(res.curves, key=lambda cv: cv.best_f1)
     worst = min(res.curves, key=lambda cv: cv.best_f1)
-    out.append(f"Best validation F1 in {res.curves[0].budget_s:g} s with {res.n_labels} labelled image(s): "
+    budget = f"{res.curves[0].budget_s:g} s" if res.curves[0].budget_s else "the same steps"
+    out.append(f"Best validation F1 in {budget} with {res.n_labels} labelled image(s): "
                + ", ".join(f"{cv.strategy} {cv.best_f1:.2f}" for cv in res.curves)
                + f"; {best.strategy} is best and {worst.strategy} worst here.")
     fewest_curve = next((cv for cv in res.curves if cv.strategy == fewest), None)

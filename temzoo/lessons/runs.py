@@ -28,6 +28,7 @@ class RunSpec:
     seconds: float
     seed: int = 0
     lr: float = 1e-3
+    epochs: int | None = None  # instead of the time budget (4 steps each): reproducible, for tests and notebooks
 
 
 @dataclass
@@ -78,14 +79,16 @@ def run_curve(spec: RunSpec, lesson_set, workdir, progress: Progress | None = No
     names = lesson_set.train_names[:spec.n_labels]
     data = lesson_set.subset(names + lesson_set.val_names, work / "data")
     cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=spec.base,
-                      strategy=spec.strategy, minutes=spec.seconds / 60, tile_size=lesson_set.config.size_px,
+                      strategy=spec.strategy, minutes=None if spec.epochs else spec.seconds / 60, epochs=spec.epochs,
+                      tile_size=lesson_set.config.size_px,
                       batch_size=4, val_names=list(lesson_set.val_names), patience=0, seed=spec.seed, lr=spec.lr,
                       steps_per_epoch=4, warmup_fraction=0.0, device="cpu")
     t0 = time.monotonic()
     on_step = None
     if progress is not None:
         def on_step(info: dict) -> None:
-            progress(min(1.0, (time.monotonic() - t0) / spec.seconds), f"{spec.label}: loss {info['loss']:.3f}")
+            frac = info["progress"] if spec.epochs else (time.monotonic() - t0) / spec.seconds
+            progress(min(1.0, frac), f"{spec.label}: loss {info['loss']:.3f}")
     result = train(cfg, work / "train", out=work / "result", on_step=on_step, should_stop=should_stop,
                    log=lambda _m: None)
     curve = Curve(spec.label, spec.strategy, spec.base, spec.n_labels, spec.seconds, wall_s=time.monotonic() - t0,

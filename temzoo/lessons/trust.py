@@ -93,19 +93,30 @@ def pixel_loss(probability: np.ndarray, label: np.ndarray) -> np.ndarray:
     return np.where(y, -np.log(p), -np.log1p(-p)).astype(np.float32)
 
 
-def erase_largest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(wrong_label, region)``: the label with its largest particle erased, and that particle's pixels."""
+def erase_particle(mask: np.ndarray, probability: np.ndarray | None = None,
+                   min_area_px: int = 20) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(wrong_label, region, score)``: the label with one particle erased, that particle's pixels, and its score.
+
+    The particle erased is the one the model finds best (highest mean foreground probability), so that the
+    label error contradicts the model; without a probability map, the largest.
+    """
     from skimage.measure import label as cc
 
     lab = cc(mask > 0)
-    if lab.max() == 0:
+    best, best_score = 0, -1.0
+    for k in range(1, int(lab.max()) + 1):
+        region = lab == k
+        if region.sum() < min_area_px and lab.max() > 1:
+            continue
+        score = float(probability[region].mean()) if probability is not None else float(region.sum())
+        if score > best_score:
+            best, best_score = k, score
+    if best == 0:
         from temzoo.errors import DataError
 
         raise DataError("the image has no particle to erase; pick another image")
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    region = lab == int(np.argmax(sizes))
-    return (mask > 0) & ~region, region
+    region = lab == best
+    return (mask > 0) & ~region, region, best_score
 
 
 def run(checkpoint, lesson_set, model_label: str | None = None, progress=None) -> TrustResult:
@@ -144,11 +155,16 @@ def run(checkpoint, lesson_set, model_label: str | None = None, progress=None) -
     rate_conf = float(wrong[~unc].mean()) if (~unc).any() else 0.0
     flagged = float(unc[wrong].mean()) if wrong.any() else 0.0
 
-    # the deliberate label error, on the evaluation image with the most particle area
-    show = max(eval_names, key=lambda n: masks[n].sum())
+    # the deliberate label error: erase the particle the model finds best, in the evaluation images
+    erased = {n: erase_particle(masks[n], probs[n]) for n in eval_names if masks[n].any()}
+    if not erased:
+        from temzoo.errors import DataError
+
+        raise DataError("the evaluation images hold no particle; simulate the lesson set again")
+    show = max(erased, key=lambda n: erased[n][2])
     p = probs[show]
     conf = max_probability(p)
-    wrong_label, region = erase_largest(masks[show])
+    wrong_label, region, _ = erased[show]
     loss = pixel_loss(p, wrong_label)
     right_loss = pixel_loss(p, masks[show])
     disagree = ((p >= 0.5) != wrong_label) & (conf >= UNCERTAIN_BELOW)
@@ -166,13 +182,14 @@ def run(checkpoint, lesson_set, model_label: str | None = None, progress=None) -
 
 
 def react(base_ref: str, lesson_set, result: TrustResult, workdir, seconds: float = 15.0,
-          progress=None) -> Reaction:
+          progress=None, epochs: int | None = None) -> Reaction:
     """Fine-tune the base briefly on the shown image with the right label and, separately, with the wrong one;
     compare the confidence on the erased particle (two runs of ``seconds``)."""
     import shutil
     from pathlib import Path
 
     from PIL import Image
+    from safetensors.torch import load_file
 
     from temzoo.confidence import max_probability
     from temzoo.train import TrainConfig, train
@@ -181,39 +198,45 @@ def react(base_ref: str, lesson_set, result: TrustResult, workdir, seconds: floa
     work = Path(workdir) / "trust-react"
     shutil.rmtree(work, ignore_errors=True)
     val = next(n for n in lesson_set.val_names if n != result.image_name)
+    other = lesson_set.train_names[0]  # a correctly labelled image beside the one with the (possibly) wrong label
     region = result.error_region
     out = {}
     for j, (kind, label) in enumerate((("right", result.truth), ("wrong", result.wrong_label))):
-        data = lesson_set.subset([result.image_name, val], work / kind / "data")
+        data = lesson_set.subset([result.image_name, other, val], work / kind / "data")
         Image.fromarray((label > 0).astype(np.uint8) * 255).save(data / "masks" / f"{result.image_name}.png")
         cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=base_ref, strategy="full",
-                          minutes=seconds / 60, tile_size=lesson_set.config.size_px, batch_size=4, val_names=[val],
+                          minutes=None if epochs else seconds / 60, epochs=epochs,
+                          tile_size=lesson_set.config.size_px, batch_size=4, val_names=[val],
                           patience=0, seed=0, steps_per_epoch=4, warmup_fraction=0.0, device="cpu",
                           noise_probability=0.0)
         on_step = None
         if progress is not None:
             def on_step(info: dict, j: int = j, kind: str = kind) -> None:
-                progress(min(1.0, (j + min(1.0, info["seconds"] / seconds)) / 2),
+                frac = info["progress"] if epochs else info["seconds"] / seconds
+                progress(min(1.0, (j + min(1.0, frac)) / 2),
                          f"fine-tuning on the {kind} label: loss {info['loss']:.3f}")
         # the *last* weights, not the best on validation: the point is what the label taught
         train(cfg, work / kind / "train", out=work / kind / "result", on_step=on_step, log=lambda _m: None)
-        ck = load_model(str(work / kind / "train" / "last"))
+        ck = load_model(str(work / kind / "result"))
+        ck.model.load_state_dict(load_file(str(work / kind / "train" / "last" / "model.safetensors")))
         p = _predict(ck, result.image, result.pixel_size_nm)
         out[kind] = (p, max_probability(p))
     shutil.rmtree(work, ignore_errors=True)
     return Reaction(
-        seconds=seconds, confidence_before=result.confidence_error_region,
+        seconds=0.0 if epochs else seconds, confidence_before=result.confidence_error_region,
         confidence_right=float(out["right"][1][region].mean()), confidence_wrong=float(out["wrong"][1][region].mean()),
         probability_before=float(result.probability[region].mean()),
-        probability_right=float(out["right"][0][region].mean()), probability_wrong=float(out["wrong"][0][region].mean()),
+        probability_right=float(out["right"][0][region].mean()),
+        probability_wrong=float(out["wrong"][0][region].mean()),
         confidence_map_wrong=out["wrong"][1], confidence_map_right=out["right"][1])
 
 
 def findings(r: TrustResult, reaction: Reaction | None = None) -> list[str]:
     out = []
     direction = "overconfident" if r.temperature > 1 else "underconfident"
+    cal_word = "lowers" if r.ece_cal_after < r.ece_cal_before else "does not lower"
     out.append(f"The fitted temperature is {r.temperature:.2f}: the model was {direction} on the {r.n_cal_images} "
-               f"calibration images. There temperature scaling {'lowers' if r.ece_cal_after < r.ece_cal_before else 'does not lower'} "
+               f"calibration images. There temperature scaling {cal_word} "
                f"the ECE from {r.ece_cal_before:.3f} to {r.ece_cal_after:.3f}; on the {r.n_eval_images} images of "
                f"other fields it {'lowers' if r.ece_after < r.ece_before else 'does not lower'} it, from "
                f"{r.ece_before:.3f} to {r.ece_after:.3f}.")
@@ -228,7 +251,8 @@ def findings(r: TrustResult, reaction: Reaction | None = None) -> list[str]:
                f"either way, and {100 * r.flagged_in_region:.0f} % of the region is confident disagreement.")
     if reaction is not None:
         x = reaction
-        out.append(f"After {x.seconds:g} s of fine-tuning the foreground probability on that particle is "
+        budget = f"{x.seconds:g} s" if x.seconds else "a few steps"
+        out.append(f"After {budget} of fine-tuning the foreground probability on that particle is "
                    f"{x.probability_right:.2f} with the right label and {x.probability_wrong:.2f} with the wrong one "
                    f"(was {x.probability_before:.2f}); the confidence there is {x.confidence_right:.2f} vs "
                    f"{x.confidence_wrong:.2f}.")

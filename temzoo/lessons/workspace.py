@@ -178,17 +178,19 @@ class Workspace:
     # ----------------------------------------------------------------------------------------------- model
     def find_model(self) -> LessonModel | None:
         """The zoo's default base if installed, else the stand-in if already trained, else None (no network)."""
-        zoo = zoo_base()
-        if zoo is not None:
-            return zoo
+        return zoo_base() or self.standin_model()
+
+    def standin_model(self) -> LessonModel | None:
+        """The stand-in, if it has been trained in this workspace."""
         if (self.standin / "model.safetensors").is_file():
-            return LessonModel(str(self.standin), "stand-in model (trained here for a few seconds on simulated "
+            return LessonModel(str(self.standin), "stand-in model (trained here for under a minute on simulated "
                                "particles, because the zoo model is not installed)", "stand-in", PIXEL_SIZE_NM)
         return None
 
     def build_standin(self, seconds: float = 45.0, progress: Progress | None = None,
-                      data: DataConfig = BASE_DATA) -> LessonModel:
-        """Train the stand-in base from scratch for ``seconds`` on its own simulated set (kept for later lessons)."""
+                      data: DataConfig = BASE_DATA, epochs: int | None = None) -> LessonModel:
+        """Train the stand-in base from scratch for ``seconds`` (or ``epochs`` of 8 steps) on its own simulated set
+        (kept for later lessons)."""
         from temzoo.train import TrainConfig, train
 
         if not seconds > 0:
@@ -199,18 +201,20 @@ class Workspace:
 
         ls = self.lesson_set(data, progress=sub(0.0, 0.3))
         cfg = TrainConfig(images=str(ls.images), masks=str(ls.masks), base="scratch", strategy="scratch",
-                          minutes=seconds / 60, tile_size=data.size_px, batch_size=4, val_names=ls.val_names,
+                          minutes=None if epochs else seconds / 60, epochs=epochs, steps_per_epoch=8,
+                          tile_size=data.size_px, batch_size=4, val_names=ls.val_names,
                           patience=0, seed=0, description="temzoo lessons: stand-in base (quick training on "
                           "simulated HRTEM particles; not the zoo model)")
-        work = self.root / "standin-work"
+        work = self.root / f"standin-work-{time.monotonic_ns()}"  # private: two sessions may build at once
         shutil.rmtree(work, ignore_errors=True)
         t0 = time.monotonic()
         step = sub(0.3, 1.0)
-        on_step = None if step is None else (lambda info: step(min(1.0, (time.monotonic() - t0) / seconds),
-                                                                f"training the stand-in: loss {info['loss']:.3f}"))
+        on_step = None if step is None else (lambda info: step(
+            min(1.0, info["progress"] if epochs else (time.monotonic() - t0) / seconds),
+            f"training the stand-in: loss {info['loss']:.3f}"))
         train(cfg, work, out=self.standin, on_step=on_step, log=lambda _m: None)
         shutil.rmtree(work, ignore_errors=True)
-        model = self.find_model()
+        model = self.standin_model()
         if model is None:  # pragma: no cover - train() raises rather than writing nothing
             raise ModelError("the stand-in model was not written; try again")
         return model

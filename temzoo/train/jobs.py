@@ -548,8 +548,9 @@ def _train_with_oom_retry(d: Path, st: JobStatus, cancelled, log) -> Path:
                 raise
             batch = int(cfg.get("batch_size") or 1)
             if batch <= 1:
+                fix = "close other programs" if st.device == "cpu" else "the CPU"  # "use the CPU" is no help on one
                 raise JobError(
-                    f"out of memory even at batch size 1 on {st.device}; use a smaller tile size or the CPU"
+                    f"out of memory even at batch size 1 on {st.device}; use a smaller tile size or {fix}"
                 ) from None
             cfg["batch_size"] = batch // 2
             log(f"out of memory at batch size {batch}; retrying with {cfg['batch_size']}")
@@ -565,11 +566,22 @@ def _train_with_oom_retry(d: Path, st: JobStatus, cancelled, log) -> Path:
 
 
 def _one_line(err: BaseException) -> str:
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+    from temzoo.zoo.checkpoint import is_disk_full
+
+    if is_disk_full(err) or (isinstance(err, TemzooError) and "disk full" in str(err)):
         return "disk full while training; free some space, then resume the job"
     if isinstance(err, TemzooError):
         return str(err)
     return " ".join(f"{type(err).__name__}: {err}".split())[:300]
+
+
+def _remove_stale_temporaries(d: Path) -> None:
+    """Delete half-written checkpoint folders left by an earlier attempt killed mid-write (readers never open them).
+    ``.last.old-*`` is kept: it may be the only complete resume state (temzoo.train.state.find_state). Hidden
+    files are left alone: the launcher may be writing its pid file right now."""
+    for p in d.iterdir():
+        if p.name.startswith(".") and ".old-" not in p.name and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def run_worker(d: str | Path) -> int:
@@ -594,6 +606,7 @@ def run_worker(d: str | Path) -> int:
         log("cancelled while queued")
         return 0
     try:
+        _remove_stale_temporaries(d)
         st = _update_status(d, state="running", started=time.time(), error=None)
         device = _device_line(str((_read_json(d / CONFIG_FILE) or {}).get("device", "auto")))
         st = _update_status(d, device=device)

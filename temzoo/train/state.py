@@ -7,6 +7,7 @@ under ``.last.old-<pid>``; :func:`find_state` recovers it.) No pickles anywhere.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -39,8 +40,12 @@ def atomic_dir(dst: Path, fill) -> Path:
         os.replace(tmp, dst)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        from temzoo.zoo.checkpoint import is_disk_full
+
+        if not isinstance(err, OSError) and is_disk_full(err):  # safetensors wraps ENOSPC in SafetensorError
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst)) from None
         raise
     return dst
 

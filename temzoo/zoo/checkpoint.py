@@ -8,6 +8,7 @@ Saving is atomic: the folder appears complete or not at all.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -158,10 +159,21 @@ def save_checkpoint(model, folder: str | Path, meta: TemzooMeta, card: str | Non
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelError(f"could not write checkpoint to {folder}: {err.strerror or err}; free space or pick another folder") from None
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(err):  # safetensors raises its own SafetensorError for I/O failures
+            raise ModelError(f"could not write checkpoint to {folder}: disk full; free space or pick another folder") \
+                from None
         raise
     return folder
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """ENOSPC, raised as OSError or wrapped by a library (safetensors: "No space left on device (os error 28)")."""
+    if isinstance(err, OSError):
+        return err.errno == errno.ENOSPC
+    text = str(err)
+    return "No space left on device" in text or "os error 28" in text
 
 
 def _default_card(model, meta: TemzooMeta, config: dict, name: str) -> str | None:
