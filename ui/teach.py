@@ -390,8 +390,10 @@ def lesson_trust() -> None:
         st.markdown("One particle (outlined) was erased from this image's label. The confidence map does not change "
                     "-- the model never sees labels -- but the per-pixel loss against the label does.")
         a, b = st.columns(2)
-        a.plotly_chart(F.heat(res.wrong_label.astype(float), res.pixel_size_nm, "The wrong label (white: erased)",
-                              colorscale="Greys", contour=res.error_region), key=key(lid, "wrong"))
+        a.plotly_chart(F.heat(res.wrong_label.astype(float), res.pixel_size_nm,
+                              "The wrong label (white: particle; orange: erased)",
+                              colorscale=[[0, "black"], [1, "white"]], contour=res.error_region,
+                              contour_color="orange"), key=key(lid, "wrong"))
         b.plotly_chart(F.heat(res.loss_map, res.pixel_size_nm, "Loss against the wrong label (nats)", zmin=0.0,
                               zmax=float(max(1.0, res.loss_map.max())), colorscale="Magma",
                               contour=res.error_region), key=key(lid, "loss"))

@@ -22,7 +22,8 @@ def spectrum(img: np.ndarray, pixel_size_nm: float | None, title: str = "Power s
 
 
 def heat(arr: np.ndarray, pixel_size_nm: float, title: str, zmin: float = 0.0, zmax: float = 1.0,
-         colorscale: str = "Viridis", height: int = 360, contour: np.ndarray | None = None) -> Any:
+         colorscale: Any = "Viridis", height: int = 360, contour: np.ndarray | None = None,
+         contour_color: str = "white") -> Any:
     """A map in nm coordinates with a colour bar; ``contour``: a 0/1 mask outlined on top (e.g. the true particles)."""
     import plotly.graph_objects as go
 
@@ -36,7 +37,7 @@ def heat(arr: np.ndarray, pixel_size_nm: float, title: str, zmin: float = 0.0, z
     if contour is not None:
         fig.add_trace(go.Contour(z=np.asarray(contour, dtype=np.float32), x=x, y=y, showscale=False,
                                  contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
-                                 line=dict(color="white", width=1.5), hoverinfo="skip", name="truth"))
+                                 line=dict(color=contour_color, width=1.5), hoverinfo="skip", name="truth"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", scaleratio=1, title_text="y (nm)", constrain="domain")
     fig.update_xaxes(title_text="x (nm)", constrain="domain")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
