@@ -21,6 +21,6 @@ def build(root: Path) -> tuple[Workspace, LessonModel]:
     if "ws" not in _BUILT:
         ws = Workspace(Path(root) / "lessons")
         ws.lesson_set(TEST_DATA)
-        model = ws.build_standin(data=TEST_BASE_DATA, epochs=4)
+        model = ws.build_standin(data=TEST_BASE_DATA, epochs=5)
         _BUILT["ws"] = (ws, model)
     return _BUILT["ws"]

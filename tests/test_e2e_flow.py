@@ -74,3 +74,199 @@ def stop_app_server(server: AppServer) -> str:
         server.proc.kill()
         server.proc.wait(timeout=10)
     return server.log_path.read_text(errors="replace")
+
+
+# ------------------------------------------------------------------------------------------------------- the flow
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.hub_server import LoopbackHub  # noqa: E402
+from tests.util import wait_for_app  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+TOKEN = "hf_E2eFlowSecret_0123456789abcdef"
+JEOL = "dm/particlespy/JEOL HAADF Image.dm4"
+
+
+def _nav(page, name: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
+    wait_for_app(page)
+    page.get_by_role("heading", name=name).first.wait_for()
+
+
+def _choose(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+    wait_for_app(page)
+
+
+class _Steps:
+    """Screenshots (test-artifacts/e2e-N-name.png) and the page HTML of every step, for the token search."""
+
+    def __init__(self, page, artifacts: Path) -> None:
+        self.page, self.artifacts, self.n, self.html = page, artifacts, 0, []
+
+    def shot(self, name: str) -> None:
+        self.n += 1
+        wait_for_app(self.page)
+        self.page.wait_for_timeout(400)
+        self.page.screenshot(path=str(self.artifacts / f"e2e-{self.n}-{name}.png"), full_page=True)
+        self.html.append(self.page.content())
+        assert self.page.locator('[data-testid="stException"]').count() == 0, name
+
+
+def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_path, artifacts):
+    home = tmp_path / "home"
+    base = home / "zoo" / "e2e-base"
+    shutil.copytree(tiny_checkpoint, base)
+    meta = json.loads((base / "temzoo.json").read_text())
+    meta["pixel_size_nm"] = 1.25  # the JEOL DM4's own pixel size: the flow needs no resampling on 2 CPU cores
+    (base / "temzoo.json").write_text(json.dumps(meta))
+    base_hash = hashlib.sha256((base / "model.safetensors").read_bytes()).hexdigest()
+    hf_home = tmp_path / "hf"
+    t0 = time.time()
+    with LoopbackHub(TOKEN) as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(hf_home), HF_TOKEN=TOKEN,
+                   HF_HUB_DISABLE_TELEMETRY="1")
+        server = start_app_server(home, env)
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        steps = _Steps(page, artifacts)
+        try:
+            # 1. upload a DM4
+            page.goto(server.url)
+            wait_for_app(page)
+            page.locator('input[type="file"]').set_input_files(str(shared_data / JEOL))
+            page.get_by_text("1.25 nm/px").first.wait_for(timeout=60_000)
+            steps.shot("load-dm4")
+
+            # 2. pick a zoo model
+            _nav(page, "Zoo")
+            card = page.locator("[class*='st-key-zoo_model_']").filter(has_text="e2e-base").first
+            card.get_by_role("button", name="Use this model").click()
+            wait_for_app(page)
+            page.get_by_text("Current model: e2e-base").first.wait_for()
+            steps.shot("zoo-pick")
+
+            # 3. segment with confidence (TTA spread) and importance (Grad-CAM)
+            _nav(page, "Segment")
+            page.locator('[data-testid="stMetric"]', has_text="Mean confidence").first.wait_for(timeout=120_000)
+            page.get_by_text("TTA (x8 flips)").first.click()
+            wait_for_app(page)
+            page.get_by_text("tta_spread").first.wait_for(timeout=120_000)  # the extra uncertainty map
+            _choose(page, "Method", "gradcam")
+            page.get_by_role("button", name="Explain").click()
+            wait_for_app(page)
+            page.get_by_text("gradcam:").first.wait_for(timeout=120_000)
+            steps.shot("segment-confidence-importance")
+
+            # 4. draw a label on the canvas with the mouse
+            _nav(page, "Label")
+            canvas = page.locator("canvas").last
+            canvas.wait_for()
+            wait_for_app(page)
+            page.wait_for_timeout(700)
+            box = canvas.bounding_box()
+            x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+            for k in range(3):  # three brush strokes across the particles
+                page.mouse.move(x0 + w * 0.2, y0 + h * (0.3 + 0.2 * k))
+                page.mouse.down()
+                for s in range(1, 11):
+                    page.mouse.move(x0 + w * (0.2 + 0.06 * s), y0 + h * (0.3 + 0.2 * k + 0.01 * s))
+                page.mouse.up()
+                page.wait_for_timeout(200)
+            wait_for_app(page)
+            page.get_by_text("% of 112x112 pixels labelled").first.wait_for()
+            name = page.get_by_label("Name")
+            name.fill("jeol-e2e")
+            name.press("Enter")
+            wait_for_app(page)
+            page.get_by_role("button", name="Add to labelled set").click()
+            wait_for_app(page)
+            page.get_by_text("Saved jeol-e2e").first.wait_for(timeout=30_000)
+            steps.shot("label-drawn")
+
+            # 5. fine-tune a short job from the zoo model
+            _nav(page, "Fine-tune")
+            page.get_by_text("1 labelled images ·").first.wait_for()
+            _choose(page, "Start from", "e2e-base (local)")
+            page.get_by_text("epochs", exact=True).first.click()
+            wait_for_app(page)
+            epochs = page.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input").first
+            epochs.fill("1")
+            epochs.press("Enter")
+            name = page.get_by_label("Name of the result in your zoo")
+            name.fill("e2e-tuned")
+            name.press("Enter")
+            wait_for_app(page)
+            page.get_by_role("button", name="Start fine-tuning").click()
+            wait_for_app(page)
+            page.get_by_text("Saved to your zoo").first.wait_for(timeout=180_000)
+            steps.shot("finetune-done")
+
+            # 6. compare two strategies on the same split (one labelled image each)
+            _nav(page, "Compare")
+            _choose(page, "Start from", "e2e-base (local)")
+            strategies = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Strategies").first
+            strategies.locator("input").first.click()
+            page.keyboard.press("Backspace")  # full, freeze-encoder, l2sp -> full, freeze-encoder
+            page.keyboard.press("Escape")
+            wait_for_app(page)
+            sizes = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Labelled training images").first
+            sizes.locator("input").first.click()
+            page.keyboard.press("Backspace")
+            page.keyboard.press("Backspace")  # 1, 2, 4 -> 1
+            page.keyboard.press("Escape")
+            wait_for_app(page)
+            page.get_by_text("epochs", exact=True).first.click()
+            wait_for_app(page)
+            epochs = page.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input").first
+            epochs.fill("1")
+            epochs.press("Enter")
+            wait_for_app(page)
+            page.get_by_role("button", name="Start comparison").click()
+            wait_for_app(page)
+            page.get_by_text("2 of 2 runs finished").first.wait_for(timeout=240_000)
+            steps.shot("compare")
+
+            # 7. the fine-tuned model is saved in the local zoo
+            _nav(page, "Zoo")
+            page.locator("[class*='st-key-zoo_model_']").filter(has_text="e2e-tuned").first.wait_for()
+            steps.shot("local-zoo")
+
+            # 8. push it to the (loopback) Hub from the Share page
+            _nav(page, "Share")
+            _choose(page, "Checkpoint", "e2e-tuned")
+            repo = page.get_by_label("Repository (org/name)")
+            repo.fill("lab/e2e-tuned")
+            repo.press("Enter")
+            page.get_by_role("button", name="Push").click()
+            page.get_by_text("Pushed:").first.wait_for(timeout=120_000)
+            steps.shot("pushed")
+        finally:
+            ctx.close()
+            log = stop_app_server(server)
+        pushed = dict(hub.state.repos["lab/e2e-tuned"].files)
+    seconds = time.time() - t0
+    assert sorted(pushed) == ["README.md", "config.json", "model.safetensors", "temzoo.json"]
+    assert (home / "zoo" / "e2e-tuned" / "model.safetensors").read_bytes() == pushed["model.safetensors"]
+    assert "base_model" in pushed["README.md"].decode() or "e2e-base" in pushed["README.md"].decode()
+    # the shared base was never trained in place, and nothing anywhere holds the token
+    assert hashlib.sha256((base / "model.safetensors").read_bytes()).hexdigest() == base_hash
+    assert "Traceback" not in log, log[-3000:]
+    assert TOKEN not in log and all(TOKEN not in html for html in steps.html)
+    assert all(TOKEN.encode() not in data for data in pushed.values())
+    leaks = [str(p) for root in (home, hf_home) for p in root.rglob("*")
+             if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    from tests.test_fuzz_readers import _record
+
+    _record("e2e_flow", steps=steps.n, seconds=round(seconds), screenshots=steps.n, token_leaks=0,
+            pushed_files=sorted(pushed))

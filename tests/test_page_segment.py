@@ -22,6 +22,16 @@ def _blobs(h: int = 96, w: int = 128) -> np.ndarray:
     return img
 
 
+def _png(a: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _app(mg, model) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.session_state[state.MICROGRAPH] = mg
@@ -84,10 +94,9 @@ def test_segment_page_renders_maps_metrics_and_caches(tiny_checkpoint):
         maps["layout"]["meta"]["panels"][3]
     assert any(k[0] == "explain" for k in at.session_state["tz_segment_cache"])
 
-    # A mask (as the uploader stores it) gives supervised metrics and a reliability diagram.
-    truth = (_blobs() > 0.5).astype(np.uint8)
-    at.session_state["tz_segment_mask"] = ("truth.png#x", truth)
-    at.run()
+    # An uploaded mask gives supervised metrics and a reliability diagram.
+    truth = (_blobs() > 0.5).astype(np.uint8) * 255
+    at.file_uploader(key="seg_mask_upload").set_value(("truth.png", _png(truth), "image/png")).run()
     assert not at.exception, at.exception
     labels = {m.label for m in at.metric}
     assert {"f1", "iou", "object_f1", "ece", "Fitted temperature"} <= labels
@@ -96,8 +105,9 @@ def test_segment_page_renders_maps_metrics_and_caches(tiny_checkpoint):
 def test_wrong_mask_size_and_bad_model_show_errors(tiny_checkpoint, tmp_path):
     mg = Micrograph(_blobs(), None, source="blobs.png")
     at = _app(mg, tiny_checkpoint)
-    at.session_state["tz_segment_mask"] = ("small.png#y", np.zeros((10, 10), np.uint8))
     at.run()
+    at.file_uploader(key="seg_mask_upload").set_value(("small.png", _png(np.zeros((10, 10), np.uint8)),
+                                                        "image/png")).run()
     assert not at.exception
     assert any("differs from the prediction" in e.value for e in at.error)
     assert any("uncalibrated" in w.value for w in at.warning)

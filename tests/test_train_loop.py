@@ -78,9 +78,14 @@ def test_early_stopping(disc_set, tmp_path, tiny_checkpoint):
 
 
 def test_time_budget(disc_set, tmp_path):
-    out = train(_cfg(disc_set, epochs=None, minutes=0.04, steps_per_epoch=2), tmp_path / "w")
+    out = train(_cfg(disc_set, epochs=None, minutes=0.04, steps_per_epoch=2, clock="cpu"), tmp_path / "w")
     prov = load_model(str(out)).meta.provenance
     assert prov["stopped"] == "time" and prov["seconds"] < 30
+    lines = _metrics(tmp_path / "w")
+    assert lines and all(r["clock"] == "cpu" and r["wall_seconds"] >= 0 for r in lines)
+    # a budget too small for even one step still runs one step and writes a result
+    out = train(_cfg(disc_set, epochs=None, minutes=1e-5), tmp_path / "w2")
+    assert _metrics(tmp_path / "w2")[0]["step"] == 1 and load_model(str(out)).meta.provenance["stopped"] == "time"
 
 
 def test_cancel_keeps_state_and_best(disc_set, tmp_path):

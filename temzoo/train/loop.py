@@ -431,7 +431,7 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
         if budget_epochs and epoch >= budget_epochs:
             stop_reason = "epochs"
             break
-        if budget_s and elapsed() + reserve_s >= budget_s:
+        if budget_s and final_epoch_done > 0 and elapsed() + reserve_s >= budget_s:
             stop_reason = "time"
             break
         epoch += 1
@@ -448,7 +448,9 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
             if should_stop is not None and should_stop():
                 stop_reason = "cancelled"
                 break
-            if budget_s and elapsed() + reserve_s >= budget_s:
+            # A budget used up before the first step (slow start on a busy machine) still gets one step, so that
+            # there is an epoch to validate and a result to write.
+            if budget_s and step > 0 and elapsed() + reserve_s >= budget_s:
                 stop_reason = "time"
                 break
             lr = _lr_at(config, progress())
