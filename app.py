@@ -3,13 +3,14 @@
 import streamlit as st
 
 from temzoo.zoo.network import configure
-from ui import state
+from ui import session, state
 from ui.sidebar import render_sidebar
 
 configure()  # online/offline decided before anything imports huggingface_hub (it reads the env at import)
 
 st.set_page_config(page_title="temzoo", page_icon=":material/biotech:", layout="wide")
 state.init()
+session.restore()  # a reload or a restarted server finds this session's labels and jobs again (?session=<id>)
 
 PAGES = {
     "Data": [

@@ -60,7 +60,8 @@ elif not online:
 with st.form("share_push"):
     repo = st.text_input("Repository (org/name)", placeholder="my-lab/" + model.id, key="share_repo")
     private = st.toggle("Private repository", value=True, key="share_private")
-    message = st.text_input("Commit message", value=f"Upload {model.id} with temzoo", key="share_message")
+    # keyed per checkpoint: one key for all would keep the first checkpoint's name after another is picked
+    message = st.text_input("Commit message", value=f"Upload {model.id} with temzoo", key=f"share_message_{model.id}")
     pushed = st.form_submit_button("Push", type="primary", disabled=not (has_token and online))
 if pushed:
     try:

@@ -58,6 +58,17 @@ def checkpoint(model: LessonModel):
     return load(model)
 
 
+def try_checkpoint(model: LessonModel | None):
+    """The checkpoint, or None with an error box when it cannot be loaded (a damaged folder): the lesson goes on."""
+    if model is None:
+        return None
+    try:
+        return checkpoint(model)
+    except TemzooError as err:
+        st.error(f"{model.label}: {err}")
+        return None
+
+
 def model_caption(model: LessonModel | None) -> None:
     if model is None:
         st.warning("No model yet: the zoo model `hrtem-nanoparticle` is not installed and no stand-in has been "
@@ -172,7 +183,9 @@ def lesson_dose_defocus() -> None:
     c1, c2 = st.columns(2)
     dose = c1.select_slider("Dose (electrons per Å²)", DOSE_STEPS, value=1000, key=key(lid, "dose"))
     defocus = c2.slider("Defocus (nm, positive = underfocus)", -30, 30, -10, key=key(lid, "defocus"))
-    ck = checkpoint(model) if model is not None else None
+    ck = try_checkpoint(model)
+    if ck is None:
+        model = None
     v = L.view(fld, float(dose), float(defocus), ck)
     m = st.columns(4)
     m[0].metric("SNR", f"{v.snr:.2f}")
@@ -323,8 +336,8 @@ def lesson_layers() -> None:
     if not strategies:
         st.info("Pick at least one strategy.")
     else:
-        counts = (L.parameter_counts(checkpoint(model), strategies) if model is not None
-                  else _counts_without_weights(tuple(strategies)))
+        ck = try_checkpoint(model)
+        counts = L.parameter_counts(ck, strategies) if ck is not None else _counts_without_weights(tuple(strategies))
         a, b = st.columns([3, 2])
         a.plotly_chart(F.parameters(counts), key=key(lid, "params"))
         b.dataframe(pd.DataFrame([{"strategy": s, "trainable": c["trainable"], "of": c["total"],

@@ -16,15 +16,15 @@ class LessonInfo:
     id: str
     module: str  # temzoo.lessons.<module>
     title: str
-    minutes: float  # typical time on a 2-core laptop CPU, first run included (docs/LESSON_TIMINGS.md)
+    minutes: float  # typical time on a 2-core CPU, first use included, with the zoo model (docs/LESSON_TIMINGS.md)
 
 
 LESSONS: tuple[LessonInfo, ...] = (
     LessonInfo("dose-defocus", "dose_defocus", "1. What does a micrograph look like to the network?", 1.0),
     LessonInfo("fringes", "fringes", "2. Lattice fringes or contrast?", 1.0),
-    LessonInfo("labels", "label_count", "3. How many labels do you need?", 2.5),
-    LessonInfo("layers", "layers", "4. Which layers to train?", 2.0),
-    LessonInfo("trust", "trust", "5. Can you trust the confidence?", 0.5),
+    LessonInfo("labels", "label_count", "3. How many labels do you need?", 2.0),
+    LessonInfo("layers", "layers", "4. Which layers to train?", 1.5),
+    LessonInfo("trust", "trust", "5. Can you trust the confidence?", 1.0),
 )
 
 
