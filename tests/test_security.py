@@ -372,3 +372,26 @@ def test_upload_names_never_become_paths(tmp_path, shared_data, monkeypatch):
     assert not stray, stray
     assert not list(sandbox.iterdir()) and not list(tmpdir.iterdir())  # temporary upload folders cleaned up
     _record("security_upload_names", names_tried=len(UNSAFE_NAMES) + len(names), escaped=0)
+
+
+def test_session_id_from_the_url_is_never_a_path(tmp_path):
+    """?session=<id> (kept in the URL so a reload finds the session's labels and jobs) is adopted only when it is a
+    16-hex-digit id of an existing session folder: traversal and unknown ids are ignored."""
+    from temzoo import paths
+    from tests.util import APP
+
+    real = paths.home() / "sessions" / "0123456789abcdef"
+    real.mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for bad in ("../../elsewhere", str(outside), "0123456789ABCDEF", "fedcba9876543210", "0123456789abcdef/.."):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params["session"] = bad
+        at.run()
+        assert not at.exception, at.exception
+        adopted = at.session_state[state.SESSION_DIR] if state.SESSION_DIR in at.session_state else None
+        assert adopted is None, (bad, adopted)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["session"] = "0123456789abcdef"
+    at.run()
+    assert at.session_state[state.SESSION_DIR] == str(real)

@@ -202,3 +202,13 @@ def test_denoising_chain(disc_set, tmp_path):
     # everything but the head came from the denoiser
     a, b = load_file(str(den / "model.safetensors")), load_file(str(tmp_path / "w" / "best" / "model.safetensors"))
     assert not torch.equal(a["segmentation_head.0.weight"], b["segmentation_head.0.weight"])
+
+
+def test_working_pixel_size_follows_a_near_base_and_ignores_a_far_one(disc_set, tmp_path, tiny_checkpoint):
+    near = L.build_setup(_cfg(disc_set, base=str(tiny_checkpoint), strategy="full", pixel_size_nm=0.1))
+    assert near.target_pixel_size_nm == 0.05 and near.train[0].image.shape == (128, 128)  # 64 px at 0.1 -> 0.05
+    far = L.build_setup(_cfg(disc_set, base=str(tiny_checkpoint), strategy="full", pixel_size_nm=1.0, downsample=2))
+    assert far.target_pixel_size_nm == 2.0 and far.train[0].image.shape == (32, 32)
+    assert any("too far apart to resample" in n for n in far.notes)
+    with pytest.raises(DataError, match="after resampling"):
+        L.build_setup(_cfg(disc_set, target_pixel_size_nm=0.001, pixel_size_nm=1.0))

@@ -20,6 +20,7 @@ from temzoo.io.masks import MASK_SUFFIXES, read_coco, read_mask, read_yolo_seg
 from temzoo.preprocess import Normalization, normalize, resample
 
 # Mask files may be named like the image or with one of these suffixes on the stem (drawing tools add them).
+MAX_PIXELS = 8192 * 8192  # a resampled training image larger than this is a pixel-size mistake
 MASK_STEM_SUFFIXES = ("", "_mask", "-mask", ".mask", "_label", "_labels", "_gt")
 
 
@@ -253,6 +254,12 @@ def prepare(raw: RawSet, target_pixel_size_nm: float | None, norm: Normalization
             factor = it.pixel_size_nm / target_pixel_size_nm
         else:
             factor = 1.0 / downsample
+        h, w = it.image.shape
+        if h * w * factor**2 > MAX_PIXELS:
+            raise DataError(
+                f"{it.name} would become {int(w * factor)}x{int(h * factor)} px after resampling to the working pixel "
+                f"size ({factor:.3g}x); check --pixel-size-nm or choose a base trained nearer this scale"
+            )
         img = resample(it.image, factor, order="bilinear") if abs(factor - 1) > 1e-6 else it.image
         mask = None
         if it.mask is not None:

@@ -74,10 +74,12 @@ def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: lis
     base_px = getattr(base_meta, "pixel_size_nm", None) if config.strategy != "scratch" else None
     if base_px and data_px and raw.calibrated:
         ratio = float(np.median(data_px)) / base_px
-        if not 0.25 <= ratio <= 4:
-            notes.append(f"images are at {np.median(data_px):g} nm/px and the base at {base_px:g} nm/px: resampling "
-                         f"by {ratio:.3g}x; check the pixel sizes or set target_pixel_size_nm")
-        return float(base_px)
+        if 0.25 <= ratio <= 4:
+            return float(base_px)
+        # Another imaging regime altogether (e.g. an HRTEM base at 0.05 nm/px for bright-field images at 1 nm/px):
+        # resampling by 20x would make huge, blurred images; the base's features are reused at the data's scale.
+        notes.append(f"images are at {np.median(data_px):g} nm/px, the base at {base_px:g} nm/px ({ratio:.3g}x): "
+                     "too far apart to resample; training at the images' own scale")
     if data_px and raw.calibrated:
         return float(np.median(data_px)) * config.downsample
     if base_px:
