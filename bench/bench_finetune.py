@@ -189,16 +189,16 @@ def fit(cycles):
           print_loss=10**9, filename="/tmp/atomai_bench_model")
     return m, time.process_time() - t0
 if cfg["mode"] == "calibrate":
-    _, t = fit(cfg["cycles"]); print(json.dumps({"seconds_per_cycle": t / cfg["cycles"]}))
+    _, t = fit(cfg["cycles"]); print("\nRESULT " + json.dumps({"seconds_per_cycle": t / cfg["cycles"]}))
 else:
     m, t = fit(cfg["cycles"])
     probs = []
     for img in d["test"]:
-        _, _ = None, None
+        # logits=True: AtomAI applies the sigmoid itself and returns probabilities
         out = m.predict(img[None], compute_coords=False, logits=True)
         p = out[0] if isinstance(out, tuple) else out
         probs.append(np.asarray(p).reshape(img.shape[0], img.shape[1], -1)[..., 0])
-    np.save(cfg["out"], np.stack(probs)); print(json.dumps({"train_cpu_s": t}))
+    np.save(cfg["out"], np.stack(probs)); print("\nRESULT " + json.dumps({"train_cpu_s": t}))
 """
 
 
@@ -225,7 +225,9 @@ def run_atomai(name: str, train: Path, test: Path, budgets: list[float], work: P
                            env=dict(os.environ, OMP_NUM_THREADS="1"))
         if r.returncode != 0:
             raise RuntimeError(f"atomai failed: {r.stderr[-1500:]}")
-        return json.loads(r.stdout.strip().splitlines()[-1])
+        # AtomAI prints progress without newlines; the result is the line marked RESULT.
+        line = next(x for x in reversed(r.stdout.splitlines()) if x.startswith("RESULT "))
+        return json.loads(line[len("RESULT "):])
 
     spc = call({"mode": "calibrate", "cycles": 20})["seconds_per_cycle"]
     out = []

@@ -145,8 +145,10 @@ class Handler(BaseHTTPRequestHandler):
             d = json.loads(body or b"{}")
             repo_id = f"{d['organization']}/{d['name']}" if d.get("organization") else d["name"]
             with hub.lock:
-                if repo_id in hub.repos:
-                    return self._error(409, "You already created this model repo")
+                if repo_id in hub.repos:  # the real Hub's 409 carries the url too (create_repo(exist_ok=True) reads it)
+                    msg = "You already created this model repo"
+                    return self._send(409, {"error": msg, "url": f"http://{self.headers['Host']}/{repo_id}"},
+                                      headers={"X-Error-Message": msg})
                 hub.repos[repo_id] = Repo(repo_id, private=bool(d.get("private")))
             return self._send(200, {"url": f"http://{self.headers['Host']}/{repo_id}", "name": repo_id})
         if method == "GET" and path == "/api/models":

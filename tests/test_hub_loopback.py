@@ -21,7 +21,7 @@ import sys, numpy as np, torch
 from temzoo.zoo.network import configure
 assert configure(), "loopback hub should be reachable"
 from temzoo.zoo import list_models, load_model
-before = {m.id: m.source for m in list_models()}
+before = {m.id: m.source for m in list_models() if m.id == "lab/tiny-tem"}
 print("BEFORE", before)
 calls = []
 ckpt = load_model("lab/tiny-tem", progress=lambda f, text: calls.append(f))
@@ -30,7 +30,7 @@ g = torch.Generator().manual_seed(7)
 with torch.no_grad():
     y = ckpt.model(torch.randn(1, 1, 64, 64, generator=g))
 np.save(sys.argv[1], y.numpy())
-after = {m.id: m.source for m in list_models()}
+after = {m.id: m.source for m in list_models() if m.id == "lab/tiny-tem"}
 print("AFTER", after)
 print("PATH", ckpt.path)
 """
