@@ -9,13 +9,22 @@ HTML.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+from tests.hub_server import LoopbackHub
+from tests.test_fuzz_readers import _record
+from tests.util import wait_for_app
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,15 +86,6 @@ def stop_app_server(server: AppServer) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------- the flow
-
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-
-import pytest  # noqa: E402
-
-from tests.hub_server import LoopbackHub  # noqa: E402
-from tests.util import wait_for_app  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -234,7 +234,10 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
 
             # 7. the fine-tuned model is saved in the local zoo
             _nav(page, "Zoo")
-            page.locator("[class*='st-key-zoo_model_']").filter(has_text="e2e-tuned").first.wait_for()
+            tuned = page.locator("[class*='st-key-zoo_model_']").filter(has_text="e2e-tuned").first
+            tuned.wait_for()
+            assert "your zoo" in tuned.inner_text()
+            tuned.scroll_into_view_if_needed()  # the page scrolls inside its own container
             steps.shot("local-zoo")
 
             # 8. push it to the (loopback) Hub from the Share page
@@ -283,7 +286,5 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
     leaks = [str(p) for root in (home, hf_home) for p in root.rglob("*")
              if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert not leaks, leaks
-    from tests.test_fuzz_readers import _record
-
     _record("e2e_flow", steps=steps.n, seconds=round(seconds), screenshots=steps.n, token_leaks=0,
             pushed_files=sorted(pushed))

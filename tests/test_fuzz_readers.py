@@ -296,7 +296,8 @@ def test_degenerate_images(tmp_path):
     # integer and float extremes read as finite float32, and normalise to finite values
     for name, arr in {
         "u32": np.array([[0, 2**32 - 1], [2**31, 1]], np.uint32).repeat(8, 0).repeat(8, 1),
-        "i64": np.array([[np.iinfo(np.int64).min, np.iinfo(np.int64).max], [0, -1]], np.int64).repeat(8, 0).repeat(8, 1),
+        "i64": np.array([[np.iinfo(np.int64).min, np.iinfo(np.int64).max], [0, -1]], np.int64)
+        .repeat(8, 0).repeat(8, 1),
         "u64": np.array([[0, np.iinfo(np.uint64).max], [1, 2]], np.uint64).repeat(8, 0).repeat(8, 1),
         "f16max": np.array([[np.finfo(np.float16).max, 0], [1, -np.finfo(np.float16).max]], np.float16)
         .repeat(8, 0).repeat(8, 1),

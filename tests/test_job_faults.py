@@ -216,7 +216,8 @@ def test_disk_full_gives_a_clear_message_and_resume_works(disk_set, tmp_path):
             h = jobs.submit(_cfg(disk_set, epochs=2), root=root)
         else:
             filler = None
-            h = jobs.submit(_cfg(disk_set, epochs=2), root=root, target="tests.test_job_faults:enospc_after_first_epoch")
+            h = jobs.submit(_cfg(disk_set, epochs=2), root=root,
+                            target="tests.test_job_faults:enospc_after_first_epoch")
         st = h.wait(timeout=180)
         assert st.state == "failed", (st.state, jobs.read_log(h))
         assert st.error == "disk full while training; free some space, then resume the job", st.error
