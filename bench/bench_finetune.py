@@ -11,7 +11,7 @@ machine does not change the numbers (wall times are printed too).
 - smp-plain: the textbook loop - smp U-Net with the same encoder, random 256 px crops, flips, BCE, Adam 1e-3
   constant, batch 4, no validation; snapshots at each budget in a single run (a constant-lr loop does not depend on
   its budget).
-- atomai: ``atomai.models.Segmentor`` (its own U-Net, 256 px patches, its default augmentation off, batch 4) in its
+- atomai: ``atomai.models.Segmentor`` (its own U-Net, BCE ("ce") loss, 256 px patches, no augmentation, batch 4) in its
   own environment (``--atomai-python /tmp/atomai-venv/bin/python``); the number of training iterations per budget
   comes from a timed calibration run; predictions are scored here.
 
@@ -185,7 +185,7 @@ def fit(cycles):
     torch.manual_seed(0); np.random.seed(0)
     m = Segmentor("Unet", nb_classes=1)
     t0 = time.process_time()
-    m.fit(X, y, X[:4], y[:4], loss="dice", training_cycles=cycles, batch_size=4, compute_accuracy=False,
+    m.fit(X, y, X[:4], y[:4], loss="ce", training_cycles=cycles, batch_size=4, compute_accuracy=False,
           print_loss=10**9, filename="/tmp/atomai_bench_model")
     return m, time.process_time() - t0
 if cfg["mode"] == "calibrate":

@@ -147,7 +147,7 @@ def test_l2sp_new_layers_use_beta():
     head = {n for n in names if n.startswith("segmentation_head.")}
     s = Strategy("l2sp", m, pretrained=names - head, l2sp_alpha=1.0, l2sp_beta=2.0)
     w = m.segmentation_head[0].weight
-    assert float(s.penalty().detach()) == pytest.approx(float(w.pow(2).sum()), rel=1e-5)  # beta/2 * ||w_new||^2
+    assert float(s.penalty().detach()) == pytest.approx(float(w.detach().pow(2).sum()), rel=1e-5)  # beta/2 * ||w_new||^2
 
 
 def test_l2sp_keeps_weights_closer_to_w0_than_full():

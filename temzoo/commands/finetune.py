@@ -25,11 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     adv = p.add_argument_group("advanced")
-    adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 256)")
-    adv.add_argument("--batch-size", type=int, help="tiles per step (default 4)")
-    adv.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 128)")
+    adv.add_argument("--batch-size", type=int, help="tiles per step (default 8)")
+    adv.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
     adv.add_argument("--loss", choices=("bce+dice", "focal"), help="segmentation loss (default bce+dice)")
     adv.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.25)")
+    adv.add_argument("--noise", type=float, dest="noise_probability",
+                     help="fraction of tiles given Poisson noise at a random dose (default 0)")
     adv.add_argument("--downsample", type=float,
                      help="shrink images by this factor when the base does not fix the pixel size (default 1)")
     adv.add_argument("--clock", choices=("wall", "cpu"),
@@ -45,7 +47,7 @@ def config_from_args(args: argparse.Namespace):
     kw = {"images": args.images, "masks": args.masks, "base": args.base, "strategy": args.strategy,
           "epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
           "device": args.device}
-    for name in ("tile_size", "batch_size", "lr", "loss", "val_fraction", "downsample", "clock"):
+    for name in ("tile_size", "batch_size", "lr", "loss", "val_fraction", "downsample", "clock", "noise_probability"):
         v = getattr(args, name, None)
         if v is not None:
             kw[name] = v

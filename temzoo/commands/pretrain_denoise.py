@@ -19,9 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     adv = p.add_argument_group("advanced")
-    adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 256)")
-    adv.add_argument("--batch-size", type=int, help="tiles per step (default 4)")
-    adv.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 128)")
+    adv.add_argument("--batch-size", type=int, help="tiles per step (default 8)")
+    adv.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
     adv.add_argument("--downsample", type=float, help="shrink images by this factor (default 1)")
     adv.add_argument("--clock", choices=("wall", "cpu"),
                      help="what --minutes measures: wall time (default) or this process's CPU time")

@@ -67,12 +67,12 @@ def augment_batch(
     *,
     noise_probability: float = 0.5,
     dose_range: tuple[float, float] = (2.0, 200.0),
-    jitter: bool = True,
+    jitter: float = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The segmentation augmentation: dihedral (image and mask), intensity jitter, Poisson noise on some tiles."""
     x, y = random_dihedral(x, y, g)
     if jitter:
-        x = intensity_jitter(x, g)
+        x = intensity_jitter(x, g, contrast=jitter, brightness=jitter)
     if noise_probability > 0:
         pick = torch.rand(x.shape[0], generator=g, device=g.device) < noise_probability
         if bool(pick.any()):
