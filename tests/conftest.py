@@ -9,11 +9,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TEMZOO_TEST", "1")
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,43 +51,17 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(model, folder, meta)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """A real ``streamlit run app.py`` on loopback; yields its base URL."""
-    port = _free_port()
-    home = tmp_path_factory.mktemp("server_home")
-    env = dict(os.environ, TEMZOO_HOME=str(home), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    log = open(home / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail(f"streamlit did not start; log: {(home / 'streamlit.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
+    """A real ``streamlit run app.py`` on loopback with its own TEMZOO_HOME; yields its base URL."""
+    from tests.util import start_app_server, stop_app_server
+
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        server = start_app_server(tmp_path_factory.mktemp("server_home"))
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    yield server.url
+    stop_app_server(server)
 
 
 @pytest.fixture(scope="session")

@@ -285,7 +285,7 @@ def test_upload_size_limit_is_configured_and_matches_the_reader():
 def test_upload_over_the_limit_is_refused_politely(tmp_path, browser, shared_data, artifacts):
     """A real server started with a 1 MB upload limit: a 2 MB SER file is refused in the browser with a message,
     nothing reaches the app, and the server keeps serving (a small file still loads)."""
-    from tests.test_e2e_flow import start_app_server, stop_app_server
+    from tests.util import start_app_server, stop_app_server
 
     server = start_app_server(tmp_path / "home", extra_args=["--server.maxUploadSize", "1"])
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.labelled_sets import disk_image
-from tests.test_e2e_flow import start_app_server, stop_app_server
+from tests.util import start_app_server, stop_app_server
 from tests.test_fuzz_readers import _record
 from tests.util import wait_for_app
 
