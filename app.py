@@ -3,7 +3,7 @@
 import streamlit as st
 
 from temzoo.zoo.network import configure
-from ui import session, state
+from ui import routing, session, state
 from ui.sidebar import render_sidebar
 
 configure()  # online/offline decided before anything imports huggingface_hub (it reads the env at import)
@@ -29,6 +29,9 @@ PAGES = {
     ],
 }
 
+wanted = routing.mark_app_ran()
 nav = st.navigation(PAGES)
+if wanted:  # a first visit to /<page> on a fresh server came here through ui.routing: go back to that page
+    st.switch_page(f"pages/{wanted}", query_params=st.query_params.to_dict())
 render_sidebar()
 nav.run()

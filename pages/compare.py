@@ -12,6 +12,9 @@ from temzoo.train import comparison
 from temzoo.train.config import TrainConfig
 from ui import jobs as uj
 from ui import session
+from ui.routing import through_app
+
+through_app(__file__)
 
 CMP_KEY = "cmp_current"
 

@@ -13,6 +13,9 @@ from temzoo.train import jobs
 from temzoo.train.config import TrainConfig
 from ui import jobs as uj
 from ui import session, state
+from ui.routing import through_app
+
+through_app(__file__)
 
 JOB_KEY = "ft_job"
 

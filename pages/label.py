@@ -11,6 +11,9 @@ from temzoo.errors import TemzooError
 from temzoo.train import labelset
 from ui import label as ul
 from ui import session, state
+from ui.routing import through_app
+
+through_app(__file__)
 
 CANVAS_N = "label_canvas_n"  # bumped after each save so the next drawing starts on a fresh canvas
 

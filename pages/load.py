@@ -14,6 +14,9 @@ from temzoo.io.units import format_length, format_nm
 from temzoo.viz import micrograph_figure, power_spectrum_figure
 from ui import load as load_ui
 from ui import state
+from ui.routing import through_app
+
+through_app(__file__)
 
 LOADED_KEY = "tz_load_identity"  # (source, index, content id) of the micrograph this page last made current
 

@@ -12,6 +12,9 @@ from temzoo.explain import Band, BandImportance, receptive_field, receptive_fiel
 from temzoo.predict import PredictOptions
 from ui import segment as seg
 from ui import state
+from ui.routing import through_app
+
+through_app(__file__)
 
 st.title("Segment")
 

@@ -9,6 +9,9 @@ from temzoo.paths import local_zoo_dir
 from temzoo.zoo import hub, network
 from temzoo.zoo.cards import card_body, card_for_folder, write_card
 from temzoo.zoo.sources import list_models
+from ui.routing import through_app
+
+through_app(__file__)
 
 st.title("Share")
 st.caption("Publish a checkpoint you fine-tuned: one commit to the Hugging Face Hub with its model card.")

@@ -4,6 +4,9 @@ import streamlit as st
 
 from temzoo.lessons import LESSONS
 from ui import teach
+from ui.routing import through_app
+
+through_app(__file__)
 
 st.title("Teach")
 st.caption("Five short lessons that *show* what the literature says about segmenting TEM images. Every experiment "

@@ -9,6 +9,9 @@ from temzoo.zoo import network
 from temzoo.zoo.cards import card_body
 from temzoo.zoo.sources import filter_models, list_models, resolve
 from ui import state
+from ui.routing import through_app
+
+through_app(__file__)
 
 BADGES = {  # where the model lives -> (label, colour)
     "bundled": ("bundled", "blue"),
