@@ -74,9 +74,11 @@ def prepare_input(checkpoint, micrograph, frame: int = 0) -> PreparedInput:
     if px is None and model_nm:
         warnings.append(f"image is uncalibrated: assumed the model's pixel size {model_nm:.4g} nm/px "
                         "(set the pixel size for a size-correct result)")
+    shrink = float(checkpoint.meta.input_downsample or 1.0)
     if model_nm is None:
-        warnings.append("model has no pixel size in temzoo.json: image used at its own scale")
-    factor = scale_factor(px, model_nm)
+        warnings.append("model has no pixel size in temzoo.json: image used at its own scale" if shrink == 1 else
+                        f"model has no pixel size in temzoo.json: image shrunk {shrink:g}x like its training images")
+    factor = scale_factor(px, model_nm) if model_nm else 1.0 / shrink
     h, w = img.shape
     if h * w * factor * factor > MAX_MODEL_PIXELS:
         raise DataError(f"image at {px} nm/px would become {int(h * factor)}x{int(w * factor)} px at the model's "

@@ -167,7 +167,7 @@ def test_l2sp_keeps_weights_closer_to_w0_than_full():
             opt.zero_grad()
             (loss + pen if pen is not None else loss).backward()
             opt.step()
-        dist[name] = sum(float((p - w0[n]).pow(2).sum()) for n, p in m.named_parameters() if p.ndim > 1)
+        dist[name] = sum(float((p.detach() - w0[n]).pow(2).sum()) for n, p in m.named_parameters() if p.ndim > 1)
     assert dist["l2sp"] < dist["full"]
 
 

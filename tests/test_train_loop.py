@@ -215,3 +215,19 @@ def test_working_pixel_size_follows_a_near_base_and_ignores_a_far_one(disc_set, 
     assert any("too far apart to resample" in n for n in far.notes)
     with pytest.raises(DataError, match="after resampling"):
         L.build_setup(_cfg(disc_set, target_pixel_size_nm=0.001, pixel_size_nm=1.0))
+
+
+def test_uncalibrated_downsample_travels_with_the_model(disc_set, tmp_path):
+    """Trained at half resolution on images without a pixel size: the model says so, and prediction shrinks alike."""
+    from temzoo.predict import predict
+    from temzoo.types import Micrograph
+
+    out = train(_cfg(disc_set, epochs=1, steps_per_epoch=1, downsample=2), tmp_path / "w")
+    ck = load_model(str(out))
+    assert ck.meta.pixel_size_nm is None and ck.meta.input_downsample == 2
+    assert "1/2 of its training images' resolution" in (out / "README.md").read_text()
+    pred = predict(ck, Micrograph(np.random.default_rng(0).normal(size=(64, 80)).astype(np.float32), None))
+    assert pred.info["scale_factor"] == 0.5 and pred.probability.shape == (64, 80)
+    assert any("shrunk 2x like its training images" in w for w in pred.warnings)
+    plain = train(_cfg(disc_set, epochs=1, steps_per_epoch=1), tmp_path / "w1", out=tmp_path / "m1")
+    assert load_model(str(plain)).meta.input_downsample == 1.0

@@ -86,8 +86,8 @@ def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: lis
         notes.append("the images carry no pixel size: trained at their own scale and saved without a pixel size; "
                      "give --pixel-size-nm so the model knows its scale")
     elif config.downsample != 1:
-        notes.append(f"the images carry no pixel size: shrunk {config.downsample:g}x for training but the model "
-                     "cannot record its scale; give --pixel-size-nm")
+        notes.append(f"the images carry no pixel size: shrunk {config.downsample:g}x for training; the model records "
+                     "it and shrinks new images alike (give --pixel-size-nm to calibrate instead)")
     return None
 
 
@@ -628,6 +628,7 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         normalization=setup.norm.to_dict(),
         tile_size=max(setup.tile, getattr(base, "tile_size", 0) or 0, 256),
         receptive_field_px=getattr(base, "receptive_field_px", None),
+        input_downsample=float(config.downsample) if setup.target_pixel_size_nm is None else 1.0,
         description=desc,
         provenance=_provenance(setup, config, record, counts, device, seconds, stop_reason),
     )

@@ -105,6 +105,8 @@ def render_card(
     )
 
     px = f"{meta.pixel_size_nm:g} nm/px" if meta.pixel_size_nm else "uncalibrated (no pixel size recorded)"
+    if not meta.pixel_size_nm and meta.input_downsample != 1:
+        px += f"; works at 1/{meta.input_downsample:g} of its training images' resolution (inputs are shrunk alike)"
     rng = prov.get("pixel_size_range_nm")
     px_range = (
         f"trained on images from {rng[0]:g} to {rng[1]:g} nm/px" if isinstance(rng, (list, tuple)) and len(rng) == 2

@@ -71,6 +71,9 @@ class TemzooMeta:
     normalization: dict = field(default_factory=lambda: Normalization().to_dict())
     tile_size: int = 512
     receptive_field_px: int | None = None
+    # For a model without a pixel size: how much its (uncalibrated) training images were shrunk. Inputs are shrunk
+    # alike before prediction, so a model trained at half resolution is not run at full resolution.
+    input_downsample: float = 1.0
     description: str = ""
     # base_model, training_data, data_hash, strategy, metrics, versions, created, lineage ...
     provenance: dict[str, Any] = field(default_factory=dict)
