@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 from tests.labelled_sets import make_disk_set
-from tests.util import wait_for_app
-
-
-def _choose(page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
-    wait_for_app(page)
+from tests.util import budget_epochs, choose, wait_for_app
 
 
 def test_start_a_job_and_watch_its_curve(app_server, page, artifacts, tmp_path):
@@ -21,19 +15,15 @@ def test_start_a_job_and_watch_its_curve(app_server, page, artifacts, tmp_path):
     wait_for_app(page)
     page.get_by_role("heading", name="Fine-tune").first.wait_for()
 
-    _choose(page, "Labelled set", "Another folder…")
+    choose(page, "Labelled set", "Another folder…")
     box = page.get_by_label("Folder with images/ and masks/")
     box.fill(str(folder))
     box.press("Enter")
     wait_for_app(page)
     page.get_by_text("4 labelled images").first.wait_for()
-    _choose(page, "Start from", "scratch (random weights)")
-    _choose(page, "Strategy", "scratch")
-    page.get_by_text("epochs", exact=True).first.click()
-    wait_for_app(page)
-    epochs = page.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input").first
-    epochs.fill("1")
-    epochs.press("Enter")
+    choose(page, "Start from", "scratch (random weights)")
+    choose(page, "Strategy", "scratch")
+    budget_epochs(page, 1)
     wait_for_app(page)
     page.get_by_role("button", name="Start fine-tuning").click()
     wait_for_app(page)

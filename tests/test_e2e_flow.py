@@ -20,9 +20,7 @@ import pytest
 
 from tests.hub_server import LoopbackHub
 from tests.test_fuzz_readers import _record
-from tests.util import start_app_server, stop_app_server, wait_for_app
-
-
+from tests.util import budget_epochs, choose, nav, start_app_server, stop_app_server, wait_for_app
 
 # ------------------------------------------------------------------------------------------------------- the flow
 
@@ -30,18 +28,6 @@ pytestmark = pytest.mark.browser
 
 TOKEN = "hf_E2eFlowSecret_0123456789abcdef"
 JEOL = "dm/particlespy/JEOL HAADF Image.dm4"
-
-
-def _nav(page, name: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
-    wait_for_app(page)
-    page.get_by_role("heading", name=name).first.wait_for()
-
-
-def _choose(page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
-    wait_for_app(page)
 
 
 class _Steps:
@@ -87,7 +73,7 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
             steps.shot("load-dm4")
 
             # 2. pick a zoo model
-            _nav(page, "Zoo")
+            nav(page, "Zoo")
             card = page.locator("[class*='st-key-zoo_model_']").filter(has_text="e2e-base").first
             card.get_by_role("button", name="Use this model").click()
             wait_for_app(page)
@@ -95,19 +81,19 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
             steps.shot("zoo-pick")
 
             # 3. segment with confidence (TTA spread) and importance (Grad-CAM)
-            _nav(page, "Segment")
+            nav(page, "Segment")
             page.locator('[data-testid="stMetric"]', has_text="Mean confidence").first.wait_for(timeout=120_000)
             page.get_by_text("TTA (x8 flips)").first.click()
             wait_for_app(page)
             page.get_by_text("tta_spread").first.wait_for(timeout=120_000)  # the extra uncertainty map
-            _choose(page, "Method", "gradcam")
+            choose(page, "Method", "gradcam")
             page.get_by_role("button", name="Explain").click()
             wait_for_app(page)
             page.get_by_text("gradcam:").first.wait_for(timeout=120_000)
             steps.shot("segment-confidence-importance")
 
             # 4. draw labels on the canvas with the mouse (two, so that Compare has a validation image)
-            _nav(page, "Label")
+            nav(page, "Label")
             for n, (label, rows) in enumerate((("jeol-e2e", (0.3, 0.5, 0.7)), ("jeol-e2e-2", (0.4, 0.6)))):
                 name = page.get_by_label("Name")
                 name.fill(label)
@@ -134,14 +120,10 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
                     steps.shot("label-drawn")
 
             # 5. fine-tune a short job from the zoo model
-            _nav(page, "Fine-tune")
+            nav(page, "Fine-tune")
             page.get_by_text("2 labelled images ·").first.wait_for()
-            _choose(page, "Start from", "e2e-base (local)")
-            page.get_by_text("epochs", exact=True).first.click()
-            wait_for_app(page)
-            epochs = page.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input").first
-            epochs.fill("1")
-            epochs.press("Enter")
+            choose(page, "Start from", "e2e-base (local)")
+            budget_epochs(page, 1)
             name = page.get_by_label("Name of the result in your zoo")
             name.fill("e2e-tuned")
             name.press("Enter")
@@ -152,19 +134,15 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
             steps.shot("finetune-done")
 
             # 6. compare two strategies on the same validation image
-            _nav(page, "Compare")
-            _choose(page, "Start from", "e2e-base (local)")
+            nav(page, "Compare")
+            choose(page, "Start from", "e2e-base (local)")
             strategies = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Strategies").first
             strategies.locator("input").first.click()
             page.keyboard.press("Backspace")  # full, freeze-encoder, l2sp -> full, freeze-encoder
             page.keyboard.press("Escape")
             wait_for_app(page)
             # (sizes 1, 2, 4: with one training image beside the validation one, only size 1 runs)
-            page.get_by_text("epochs", exact=True).first.click()
-            wait_for_app(page)
-            epochs = page.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input").first
-            epochs.fill("1")
-            epochs.press("Enter")
+            budget_epochs(page, 1)
             wait_for_app(page)
             page.get_by_role("button", name="Start comparison").click()
             wait_for_app(page)
@@ -172,7 +150,7 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
             steps.shot("compare")
 
             # 7. the fine-tuned model is saved in the local zoo
-            _nav(page, "Zoo")
+            nav(page, "Zoo")
             tuned = page.locator("[class*='st-key-zoo_model_']").filter(has_text="e2e-tuned").first
             tuned.wait_for()
             assert "your zoo" in tuned.inner_text()
@@ -180,8 +158,8 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
             steps.shot("local-zoo")
 
             # 8. push it to the (loopback) Hub from the Share page
-            _nav(page, "Share")
-            _choose(page, "Checkpoint", "e2e-tuned")
+            nav(page, "Share")
+            choose(page, "Checkpoint", "e2e-tuned")
             repo = page.get_by_label("Repository (org/name)")
             repo.fill("lab/e2e-tuned")  # (no Enter: in a form, Enter submits it)
             # the commit message names the checkpoint picked (not the first one listed)

@@ -16,25 +16,12 @@ import pytest
 from PIL import Image
 
 from tests.labelled_sets import disk_image
-from tests.util import start_app_server, stop_app_server
 from tests.test_fuzz_readers import _record
-from tests.util import wait_for_app
+from tests.util import budget_epochs, choose, nav, start_app_server, stop_app_server, wait_for_app
 
 pytestmark = pytest.mark.browser
 
 SIZES = (64, 72, 80, 88)  # one image size per session, so each page shows whose image it has
-
-
-def _nav(page, name: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
-    wait_for_app(page)
-    page.get_by_role("heading", name=name).first.wait_for()
-
-
-def _choose(page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
-    wait_for_app(page)
 
 
 def save_label(page, expect: str) -> None:
@@ -74,7 +61,7 @@ def _widget_text(locator) -> str:
 
 def _segment_summary(page, model: str) -> dict:
     """Segment the current image with ``model`` (typed as a folder) and return the page's summary.json download."""
-    _nav(page, "Segment")
+    nav(page, "Segment")
     box = page.get_by_label("... or a checkpoint folder / Hub repo id")
     box.wait_for(state="attached")
     if not box.is_visible():
@@ -130,8 +117,8 @@ def test_four_sessions_stay_apart_and_the_shared_model_is_never_trained(browser,
         assert [tuple(s["shape"]) for s in before] == [(n, n) for n in SIZES]  # each predicted its own image
         # 3. each draws a label (threshold start) into its own labelled set
         for i, pg in enumerate(pages):
-            _nav(pg, "Label")
-            _choose(pg, "Start from", "Threshold: bright features")
+            nav(pg, "Label")
+            choose(pg, "Start from", "Threshold: bright features")
             name = pg.get_by_label("Name")
             name.fill(f"label-s{i}")
             name.press("Enter")
@@ -139,14 +126,10 @@ def test_four_sessions_stay_apart_and_the_shared_model_is_never_trained(browser,
             save_label(pg, f"Saved label-s{i} (1 labelled images in this session)")
         # 4. each queues a fine-tuning job from the shared model; the queue runs them one at a time
         for i, pg in enumerate(pages):
-            _nav(pg, "Fine-tune")
+            nav(pg, "Fine-tune")
             pg.get_by_text("1 labelled images ·").first.wait_for()  # the set picker's caption: its own one label
-            _choose(pg, "Start from", "shared-model (local)")
-            pg.get_by_text("epochs", exact=True).first.click()
-            wait_for_app(pg)
-            epochs = pg.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input").first
-            epochs.fill("1")
-            epochs.press("Enter")
+            choose(pg, "Start from", "shared-model (local)")
+            budget_epochs(pg, 1)
             name = pg.get_by_label("Name of the result in your zoo")
             name.fill(f"job-s{i}")
             name.press("Enter")
@@ -164,7 +147,7 @@ def test_four_sessions_stay_apart_and_the_shared_model_is_never_trained(browser,
             assert len(options) == 1 and f"job-s{i}" in options[0], options
         # 6. labels and images are still each session's own
         for i, pg in enumerate(pages):
-            _nav(pg, "Label")
+            nav(pg, "Label")
             pg.get_by_role("tab", name="Labelled set").click()
             pg.get_by_text("1 labelled images in this session").first.wait_for()
             pg.get_by_text(f"label-s{i}", exact=True).first.wait_for()  # its thumbnail's caption
@@ -175,14 +158,14 @@ def test_four_sessions_stay_apart_and_the_shared_model_is_never_trained(browser,
         pages[0].reload()
         wait_for_app(pages[0])
         assert "session=" in pages[0].url
-        _nav(pages[0], "Label")
+        nav(pages[0], "Label")
         pages[0].get_by_role("tab", name="Labelled set").click()
         pages[0].get_by_text("label-s0", exact=True).first.wait_for()
-        _nav(pages[0], "Fine-tune")
+        nav(pages[0], "Fine-tune")
         assert "job-s0" in _widget_text(pages[0].locator('[data-testid="stSelectbox"]').filter(has_text="Job").first)
         # all four jobs finish (read from their folders; the page shows the last one finishing)
         _wait_jobs_done(home / "sessions", 4, timeout=300)
-        _nav(pages[3], "Fine-tune")
+        nav(pages[3], "Fine-tune")
         pages[3].get_by_text("Saved to your zoo").first.wait_for(timeout=60_000)
         pages[3].screenshot(path=str(artifacts / "sessions_s3_finetune.png"), full_page=True)
         # 7. the shared model was never trained in place: same file, same prediction in a brand-new session

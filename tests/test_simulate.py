@@ -179,7 +179,7 @@ def test_generate_is_seeded_and_prefix_stable(tmp_path):
     cache = str(tmp_path / "cache")
     a = generate(tiny_config(n=2, cache_dir=cache, seed=7), tmp_path / "a")
     b = generate(tiny_config(n=3, cache_dir=cache, seed=7), tmp_path / "b")
-    c = generate(tiny_config(n=1, cache_dir=cache, seed=8), tmp_path / "c")
+    generate(tiny_config(n=1, cache_dir=cache, seed=8), tmp_path / "c")
     assert a["n_images"] == 2 and b["n_images"] == 3
     img = lambda d, k: (tmp_path / d / "images" / f"{k:05d}.tif").read_bytes()  # noqa: E731
     assert img("a", 0) == img("b", 0) and img("a", 1) == img("b", 1)

@@ -21,6 +21,29 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
     )
 
 
+def nav(page, name: str) -> None:
+    """Click a page in the sidebar navigation and wait for its heading."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
+    wait_for_app(page)
+    page.get_by_role("heading", name=name).first.wait_for()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+    wait_for_app(page)
+
+
+def budget_epochs(page, n: int) -> None:
+    """On the Fine-tune / Compare pages: switch the budget to epochs and set ``n``."""
+    page.get_by_text("epochs", exact=True).first.click()
+    wait_for_app(page)
+    epochs = page.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input").first
+    epochs.fill(str(n))
+    epochs.press("Enter")
+
+
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
 

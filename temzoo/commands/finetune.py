@@ -11,16 +11,12 @@ import argparse
 from temzoo.train.config import STRATEGIES
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", required=True, help="folder of micrographs (PNG, JPEG, TIFF, DM3/DM4, ...)")
-    p.add_argument("--masks", required=True,
-                   help="folder of masks matched by file stem (0/255 or class index), a COCO .json, or a YOLO-seg folder")
-    p.add_argument("--base", required=True, help="zoo id, checkpoint folder or Hub id to start from, or 'scratch'")
-    p.add_argument("--strategy", required=True, choices=STRATEGIES, help="transfer-learning strategy")
-    p.add_argument("--out", required=True, help="output checkpoint folder")
+def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Budget, pixel size, seed, device and the advanced options every training command shares (finetune,
+    pretrain-denoise); returns the "advanced" group for a command's own additions."""
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="number of epochs (default 30 when no budget is given)")
-    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
+    budget.add_argument("--minutes", type=float, help="time budget in minutes (wall clock unless --clock cpu)")
     p.add_argument("--pixel-size-nm", type=float, help="pixel size of the images (overrides their calibration)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -28,10 +24,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 128)")
     adv.add_argument("--batch-size", type=int, help="tiles per step (default 8)")
     adv.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
-    adv.add_argument("--loss", choices=("bce+dice", "focal"), help="segmentation loss (default bce+dice)")
-    adv.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.25)")
-    adv.add_argument("--noise", type=float, dest="noise_probability",
-                     help="fraction of tiles given Poisson noise at a random dose (default 0)")
     adv.add_argument("--downsample", type=float,
                      help="shrink images by this factor when the base does not fix the pixel size (default 1)")
     adv.add_argument("--clock", choices=("wall", "cpu"),
@@ -39,18 +31,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--workdir", help="keep the working folder (resume state, best/, log) here")
     adv.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
     adv.add_argument("--quiet", action="store_true", help="no progress bar")
+    return adv
+
+
+def training_kwargs(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict:
+    """TrainConfig keywords from the shared options (advanced ones only when given, so defaults stay in one place)."""
+    kw = {"epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
+          "device": args.device}
+    for name in ("tile_size", "batch_size", "lr", "downsample", "clock", *extra):
+        v = getattr(args, name, None)
+        if v is not None:
+            kw[name] = v
+    return kw
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", required=True, help="folder of micrographs (PNG, JPEG, TIFF, DM3/DM4, ...)")
+    p.add_argument("--masks", required=True,
+                   help="folder of masks matched by file stem (0/255 or class index), a COCO .json, or a YOLO-seg folder")
+    p.add_argument("--base", required=True, help="zoo id, checkpoint folder or Hub id to start from, or 'scratch'")
+    p.add_argument("--strategy", required=True, choices=STRATEGIES, help="transfer-learning strategy")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    adv = add_training_arguments(p)
+    adv.add_argument("--loss", choices=("bce+dice", "focal"), help="segmentation loss (default bce+dice)")
+    adv.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.25)")
+    adv.add_argument("--noise", type=float, dest="noise_probability",
+                     help="fraction of tiles given Poisson noise at a random dose (default 0)")
 
 
 def config_from_args(args: argparse.Namespace):
     from temzoo.train.config import TrainConfig
 
     kw = {"images": args.images, "masks": args.masks, "base": args.base, "strategy": args.strategy,
-          "epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
-          "device": args.device}
-    for name in ("tile_size", "batch_size", "lr", "loss", "val_fraction", "downsample", "clock", "noise_probability"):
-        v = getattr(args, name, None)
-        if v is not None:
-            kw[name] = v
+          **training_kwargs(args, ("loss", "val_fraction", "noise_probability"))}
     return TrainConfig(**kw).validate()
 
 

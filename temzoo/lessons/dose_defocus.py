@@ -34,9 +34,8 @@ SIZE_PX = 160
 
 def lesson_field_spec():
     """The fixed field: Au (4 nm, [001] down the beam) and CdSe (3.2 nm, [0001]) on 3 nm of carbon, 8 x 8 nm."""
-    from temzoo.simulate import FieldSpec, ParticleSpec
-
     from temzoo.lessons.workspace import PIXEL_SIZE_NM
+    from temzoo.simulate import FieldSpec, ParticleSpec
 
     extent = SIZE_PX * PIXEL_SIZE_NM
     identity = (0.0, 0.0, 0.0, 1.0)  # crystal axes along x, y, z: lattice fringes face the beam
