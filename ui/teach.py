@@ -69,6 +69,15 @@ def try_checkpoint(model: LessonModel | None):
         return None
 
 
+def lesson_start(intro: str) -> tuple[Workspace, LessonModel | None]:
+    """The lesson's introduction, its workspace and the model it uses (with a caption saying which)."""
+    st.markdown(intro)
+    ws = workspace()
+    model = ws.find_model()
+    model_caption(model)
+    return ws, model
+
+
 def model_caption(model: LessonModel | None) -> None:
     if model is None:
         st.warning("No model yet: the zoo model `hrtem-nanoparticle` is not installed and no stand-in has been "
@@ -220,10 +229,7 @@ def lesson_fringes() -> None:
     from temzoo.lessons import fringes as L
 
     lid = "fringes"
-    st.markdown(L.INTRO)
-    ws = workspace()
-    model = ws.find_model()
-    model_caption(model)
+    ws, model = lesson_start(L.INTRO)
     c1, c2, c3 = st.columns(3)
     dose = c1.select_slider("Dose (e/Å²)", DOSE_STEPS, value=1000, key=key(lid, "dose"))
     defocus = c2.slider("Defocus (nm)", -30, 30, -10, key=key(lid, "defocus"))
@@ -269,10 +275,7 @@ def lesson_label_count() -> None:
     from temzoo.lessons import label_count as L
 
     lid = "labels"
-    st.markdown(L.INTRO)
-    ws = workspace()
-    model = ws.find_model()
-    model_caption(model)
+    ws, model = lesson_start(L.INTRO)
     c1, c2 = st.columns(2)
     with c1:
         seconds = _training_inputs(lid, L.DEFAULT_SECONDS)
@@ -324,10 +327,7 @@ def lesson_layers() -> None:
     from temzoo.lessons import layers as L
 
     lid = "layers"
-    st.markdown(L.INTRO)
-    ws = workspace()
-    model = ws.find_model()
-    model_caption(model)
+    ws, model = lesson_start(L.INTRO)
     c1, c2, c3 = st.columns(3)
     with c1:
         seconds = _training_inputs(lid, L.DEFAULT_SECONDS)
@@ -369,10 +369,7 @@ def lesson_trust() -> None:
     from temzoo.lessons import trust as L
 
     lid = "trust"
-    st.markdown(L.INTRO)
-    ws = workspace()
-    model = ws.find_model()
-    model_caption(model)
+    ws, model = lesson_start(L.INTRO)
     if st.button("Measure the calibration (about 10 s)", key=key(lid, "run"), type="primary"):
         def job(cb):
             ls = ws.lesson_set(progress=lambda f, t="": cb(0.2 * f, t))
