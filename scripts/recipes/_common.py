@@ -85,6 +85,24 @@ def rewrite_card(folder: Path, *, model_id: str, provenance: dict, description: 
     return card
 
 
+def publish(result: Path, out: Path, *, provenance: dict, extra_md: str, eval_json: dict) -> None:
+    """Copy a training result to ``out`` (a zoo folder) with its card and ``eval.json``; the old folder is replaced
+    only once the new one is complete, so an interrupted recipe never leaves a half-written checkpoint."""
+    import shutil
+
+    tmp, old = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
+    for d in (tmp, old):
+        shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(result, tmp)
+    rewrite_card(tmp, model_id=out.name, provenance=provenance, extra_md=extra_md)
+    (tmp / "eval.json").write_text(json.dumps(eval_json, indent=1))
+    (tmp / "eval.json").chmod(0o644)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def md_table(rows: list[dict], cols: list[str]) -> str:
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = ""

@@ -18,7 +18,7 @@ import math
 import shutil
 from pathlib import Path
 
-from _common import REPO, machine, md_table, rewrite_card, timed, work_dir
+from _common import REPO, machine, md_table, publish, timed, work_dir
 
 HELD_OUT_REAL = ("Grain_boundry_gold_512px", "Chip-4-Heat-1-Frame-1357")
 DOSES = (5.0, 20.0, 100.0)  # mean counts per pixel
@@ -153,16 +153,10 @@ def main() -> None:
         "recipe_seconds": log,
     }
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(result, tmp)
-    rewrite_card(tmp, model_id=out.name, provenance=prov, extra_md="## Measured PSNR on held-out images\n\n"
-                 f"Machine: {machine()}.\n\n" + md_table(summary, ["kind", "dose", "n_images", "psnr_noisy",
-                                                                   "psnr_denoised"]))
-    (tmp / "eval.json").write_text(json.dumps({"psnr": rows, "summary": summary, "seconds": log}, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    publish(result, out, provenance=prov, eval_json={"psnr": rows, "summary": summary, "seconds": log},
+            extra_md="## Measured PSNR on held-out images\n\n"
+                     f"Machine: {machine()}.\n\n" + md_table(summary, ["kind", "dose", "n_images", "psnr_noisy",
+                                                                       "psnr_denoised"]))
     print(json.dumps({"out": str(out), "summary": summary, "epochs": epochs, "seconds": log}))
 
 
