@@ -64,7 +64,9 @@ def _view(was_active: bool) -> None:
     st.dataframe(
         [{"strategy": r["strategy"], "labelled images": r["n_images"], "state": r["state"],
           "best val F1": r.get("best_val_f1"), "best val IoU": r.get("best_val_iou"), "epochs": r.get("epochs"),
-          "seconds": r.get("seconds"), "seconds to best": r.get("seconds_to_best")} for r in rows],
+          "seconds": r.get("seconds"), "seconds to best": r.get("seconds_to_best"),
+          "result": "base kept" if r.get("base_kept") else ("fine-tuned" if r["state"] == "done" else "")}
+         for r in rows],
         hide_index=True, width="stretch",
     )
     runs = {f"{run['strategy']}/{run['n_images']}": jobs.read_metrics(run["job"]) for run in record["runs"]}

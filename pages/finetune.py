@@ -93,6 +93,8 @@ def _panel(d: str, was_active: bool) -> None:
             st.error(str(err))
     if s.state == "done" and s.result:
         st.success(f"Saved to your zoo: {s.result}")
+        if note := jobs.base_kept_note(s.result):
+            st.warning(note)
         if b[2].button("Use this model", type="primary", key=f"ft_use_{s.id}"):
             state.set(state.MODEL_ID, s.result)
             st.rerun()

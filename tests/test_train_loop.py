@@ -231,3 +231,28 @@ def test_uncalibrated_downsample_travels_with_the_model(disc_set, tmp_path):
     assert any("shrunk 2x like its training images" in w for w in pred.warnings)
     plain = train(_cfg(disc_set, epochs=1, steps_per_epoch=1), tmp_path / "w1", out=tmp_path / "m1")
     assert load_model(str(plain)).meta.input_downsample == 1.0
+
+
+def test_the_base_is_kept_when_no_epoch_beats_it(disc_set, tmp_path):
+    """The base is scored before training (epoch 0): a fine-tune never hands back something worse on validation."""
+    base = train(_cfg(disc_set, epochs=4, steps_per_epoch=6, tile_size=64, lr=5e-3), tmp_path / "b",
+                 out=tmp_path / "base")
+    # a learning rate far too high wrecks the weights within two steps: validation gets worse, the base comes back
+    out = train(_cfg(disc_set, base=str(base), strategy="full", epochs=1, steps_per_epoch=2, lr=5.0),
+                tmp_path / "w", out=tmp_path / "ft")
+    a, b = load_file(str(base / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    prov = load_model(str(out)).meta.provenance
+    assert prov["best_epoch"] == 0 and prov["epochs_run"] == 1
+    assert any(n.startswith("base before fine-tuning: val F1") for n in prov["notes"])
+    assert any("no epoch beat the base" in n for n in prov["notes"])
+    assert [r["epoch"] for r in _metrics(tmp_path / "w")] == [1]  # the curve holds trained epochs only
+    from temzoo.train import jobs
+
+    assert jobs.base_kept_note(out).startswith("no epoch beat the base")  # what the Fine-tune/Compare pages show
+    assert jobs.base_kept_note(base) is None and jobs.base_kept_note(tmp_path / "missing") is None
+    # a sensible fine-tune from the same base is judged against it and may replace it
+    good = train(_cfg(disc_set, base=str(base), strategy="full", epochs=2, steps_per_epoch=4, tile_size=64, lr=1e-3),
+                 tmp_path / "w2", out=tmp_path / "ft2")
+    notes = load_model(str(good)).meta.provenance["notes"]
+    assert any(n.startswith("base before fine-tuning") for n in notes)

@@ -109,6 +109,7 @@ def summarize_job(job) -> dict:
         "seconds": round(end - st.started, 1) if st.started and end else None,
         "device": st.device,
         "result": st.result,
+        "base_kept": jobs.base_kept_note(st.result) is not None,  # no epoch beat the base: result = base
         "error": st.error,
     }
 

@@ -391,6 +391,19 @@ def read_metrics(job: JobHandle | str | Path, root: str | Path | None = None) ->
     return out
 
 
+def base_kept_note(result: str | Path | None) -> str | None:
+    """The trainer's note when no epoch beat the base on validation (the result is then the base unchanged)."""
+    if not result:
+        return None
+    from temzoo.zoo.checkpoint import read_meta
+
+    try:
+        notes = read_meta(result).provenance.get("notes") or []
+    except (TemzooError, OSError, ValueError):
+        return None
+    return next((n for n in notes if isinstance(n, str) and n.startswith("no epoch beat the base")), None)
+
+
 def read_config(job: JobHandle | str | Path, root: str | Path | None = None) -> dict:
     return _read_json(job_dir(job, root) / CONFIG_FILE) or {}
 
