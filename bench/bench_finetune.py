@@ -93,7 +93,8 @@ def pooled_f1(probs: list[np.ndarray], masks: list[np.ndarray]) -> float:
 
 # ----------------------------------------------------------------------------------------------- methods
 def run_temzoo(name: str, train: Path, test: Path, budgets: list[float], work: Path) -> list[dict]:
-    from temzoo.train import TrainConfig, train as train_fn
+    from temzoo.train import TrainConfig
+    from temzoo.train import train as train_fn
 
     out = []
     for b in budgets:
@@ -202,9 +203,14 @@ else:
 """
 
 
-def run_atomai(name: str, train: Path, test: Path, budgets: list[float], work: Path, python: str) -> list[dict]:
-    from temzoo.preprocess import normalize
+def _unit_range(a: np.ndarray) -> np.ndarray:
+    """Percentile-clipped min-max to 0..1: the input scaling AtomAI's examples use."""
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    return ((np.clip(a, lo, hi) - lo) / max(hi - lo, 1e-6)).astype(np.float32)
 
+
+def run_atomai(name: str, train: Path, test: Path, budgets: list[float], work: Path, python: str) -> list[dict]:
+    normalize = _unit_range
     imgs, masks, _ = _read_pairs(train)
     timgs, tmasks, _ = _read_pairs(test)
     tile = 256
