@@ -187,3 +187,10 @@ def test_bundled_cards_are_mirrored_in_model_cards():
         checked += 1
     if not checked:
         pytest.skip("no bundled checkpoint in zoo/ yet")
+
+
+def test_recommended_base_follows_the_pretraining_study():
+    """The default base for images at its scale (HRTEM), scratch for bright-field sets far from it or uncalibrated."""
+    assert reg.recommended_base(0.05) == reg.recommended_base(0.12) == "hrtem-nanoparticle"
+    assert reg.recommended_base(0.39) == "scratch"  # steel dislocation loops: no bundled base beat scratch
+    assert reg.recommended_base(None) == "scratch"  # uncalibrated (UO2 grain boundaries)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from temzoo.device import cpu_bf16_native
 from temzoo.errors import JobError, TemzooError
 from temzoo.preprocess import Normalization
 from temzoo.train import data as D
@@ -201,6 +202,9 @@ def _forward(model, x: torch.Tensor, device: torch.device, amp: bool, in_channel
     if device.type == "cuda":
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             return model(x).float()
+    if amp and cpu_bf16_native():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(x).float()
     return model(x)
 
 
@@ -377,9 +381,10 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
     say(f"data: {setup.raw.description}; {setup.split}; working pixel size "
         f"{setup.target_pixel_size_nm if setup.target_pixel_size_nm else 'uncalibrated'}; tile {setup.tile}")
     counts = trainable_parameters(model, config.strategy)
+    bf16 = ", bf16" if config.amp and cpu_bf16_native() else ""
     say(f"strategy {config.strategy}: {counts['trainable']:,} of {counts['total']:,} parameters trainable"
         f" (encoder {counts['encoder_trainable']:,}, decoder {counts['decoder_trainable']:,}, "
-        f"head {counts['head_trainable']:,}); base {setup.base_id}; device {describe_device() if device.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'}")
+        f"head {counts['head_trainable']:,}); base {setup.base_id}; device {describe_device() if device.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads{bf16})'}")
 
     model.to(device)
     if config.channels_last:
