@@ -116,12 +116,15 @@ def test_sigkill_at_random_moments_and_mid_write(disk_set):
     another random moment. After each: every file loads, resume loses at most the epoch in progress; finally every
     epoch appears exactly once in the history and the result loads."""
     rng = np.random.default_rng(2024)
-    epochs = 7
-    h = jobs.submit(_cfg(disk_set, epochs=epochs))
+    # Epochs long enough (8 steps) and enough of them that a resumed job cannot finish between two polls; a job
+    # that finishes anyway ends the kills (the checks below still need two, one during a write).
+    epochs = 10
+    h = jobs.submit(_cfg(disk_set, epochs=epochs, steps_per_epoch=8))
     kills = []
     for k in range(3):
         start = _complete_epochs(h.dir)
-        _wait_for(lambda: h.status().state == "running" and _complete_epochs(h.dir) >= start + 1, 240,
+        _wait_for(lambda: not h.status().active or (h.status().state == "running"
+                                                    and _complete_epochs(h.dir) >= start + 1), 240,
                   f"an epoch before kill {k + 1}")
         pid = h.status().pid
         if k == 1:
