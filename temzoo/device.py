@@ -20,11 +20,12 @@ def pick_device(preference: str = "auto"):
     return torch.device("cuda")
 
 
-def describe_device() -> str:
-    """One line for the sidebar/logs, e.g. ``cuda (NVIDIA H100, 80 GB)`` or ``cpu (2 threads)``."""
+def describe_device(device=None) -> str:
+    """One line for the sidebar/logs, e.g. ``cuda (NVIDIA H100, 80 GB)`` or ``cpu (2 threads)``; ``device`` (a torch
+    device or its name) describes that one instead of the best available."""
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and (device is None or str(device).startswith("cuda")):
         p = torch.cuda.get_device_properties(0)
         return f"cuda ({p.name}, {p.total_memory / 2**30:.0f} GiB)"
     return f"cpu ({torch.get_num_threads()} threads)"

@@ -15,6 +15,11 @@ RECOMMENDED_STRATEGY = "full"
 DEFAULT_EPOCHS = 30  # used when neither epochs nor minutes is given
 
 
+# Start of the note a fine-tune records when no epoch beat its base on validation (the result is then the base
+# unchanged); the trainer writes it, the job views look for it.
+BASE_KEPT_NOTE = "no epoch beat the base"
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; ``to_dict``/``from_dict`` round-trip through JSON."""

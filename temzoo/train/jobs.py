@@ -395,13 +395,14 @@ def base_kept_note(result: str | Path | None) -> str | None:
     """The trainer's note when no epoch beat the base on validation (the result is then the base unchanged)."""
     if not result:
         return None
+    from temzoo.train.config import BASE_KEPT_NOTE
     from temzoo.zoo.checkpoint import read_meta
 
     try:
         notes = read_meta(result).provenance.get("notes") or []
     except (TemzooError, OSError, ValueError):
         return None
-    return next((n for n in notes if isinstance(n, str) and n.startswith("no epoch beat the base")), None)
+    return next((n for n in notes if isinstance(n, str) and n.startswith(BASE_KEPT_NOTE)), None)
 
 
 def read_config(job: JobHandle | str | Path, root: str | Path | None = None) -> dict:

@@ -27,7 +27,7 @@ from temzoo.errors import JobError, TemzooError
 from temzoo.preprocess import Normalization
 from temzoo.train import data as D
 from temzoo.train.augment import augment_batch, poisson_noise, random_dihedral, random_doses
-from temzoo.train.config import TrainConfig
+from temzoo.train.config import BASE_KEPT_NOTE, TrainConfig
 from temzoo.train.state import atomic_dir, atomic_write_text, find_state, load_state, save_state
 from temzoo.train.strategies import Strategy, trainable_parameters
 
@@ -381,10 +381,10 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
     say(f"data: {setup.raw.description}; {setup.split}; working pixel size "
         f"{setup.target_pixel_size_nm if setup.target_pixel_size_nm else 'uncalibrated'}; tile {setup.tile}")
     counts = trainable_parameters(model, config.strategy)
-    bf16 = ", bf16" if config.amp and cpu_bf16_native() else ""
+    bf16 = ", bf16 autocast" if device.type == "cpu" and config.amp and cpu_bf16_native() else ""
     say(f"strategy {config.strategy}: {counts['trainable']:,} of {counts['total']:,} parameters trainable"
         f" (encoder {counts['encoder_trainable']:,}, decoder {counts['decoder_trainable']:,}, "
-        f"head {counts['head_trainable']:,}); base {setup.base_id}; device {describe_device() if device.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads{bf16})'}")
+        f"head {counts['head_trainable']:,}); base {setup.base_id}; device {describe_device(device)}{bf16}")
 
     model.to(device)
     if config.channels_last:
@@ -554,8 +554,8 @@ def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, de
             stop_reason = "time"
 
     stop_reason = stop_reason or "epochs"
-    if best_epoch == 0 and best_record and best_record.get("base") and final_epoch_done > 0:
-        note = (f"no epoch beat the base on validation (val F1 {best_record['val_f1']:.3f}): the result is the base's "
+    if best_record and best_record.get("base") and final_epoch_done > 0:
+        note = (f"{BASE_KEPT_NOTE} on validation (val F1 {best_record['val_f1']:.3f}): the result is the base's "
                 "weights unchanged; try a smaller learning rate, freeze-encoder or l2sp, or label more images")
         setup.notes.append(note)
         say(note)
