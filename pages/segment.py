@@ -65,7 +65,7 @@ pkey = ("predict", fkey, model_ref, tuple(ensemble), seg.options_key(opts))
 
 
 def _predict():
-    from temzoo.confidence import ensemble_predict
+    from temzoo.predict import ensemble_predict
     from temzoo.predict import predict
 
     bar, cb = seg.progress_bar("Segmenting ...")
