@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from temzoo.errors import TemzooError
+from temzoo.export import tint
 
 CACHE_KEY = "tz_segment_cache"
 HASH_KEY = "tz_segment_hash"
@@ -129,14 +130,6 @@ def _grey(img: np.ndarray) -> np.ndarray:
     return np.repeat(g[..., None], 3, axis=2)
 
 
-def overlay(img_rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    colour = np.array([255, 60, 40], np.float32)
-    out = img_rgb.astype(np.float32)
-    m = mask > 0
-    out[m] = (1 - alpha) * out[m] + alpha * colour
-    return out.astype(np.uint8)
-
-
 def _png(rgb: np.ndarray) -> str:
     import base64
     import io
@@ -175,7 +168,7 @@ def maps_figure(image: np.ndarray, prediction, importance: np.ndarray | None, bo
         hi = float(np.percentile(conf_s, 99.5)) or 1.0
         conf_rgb, crange = _colorize(conf_s, 0.0, hi, "Magma"), (0.0, hi)
     titles = ["image", "mask overlay", f"{confidence_map} [{crange[0]:.2g}, {crange[1]:.2g}]", "importance"]
-    panels = [grey, overlay(grey, mask_small), conf_rgb]
+    panels = [grey, tint(grey, mask_small), conf_rgb]
     if importance is not None:
         imp = ds(importance)
         m = float(np.percentile(np.abs(imp), 99.5)) or 1.0

@@ -1,7 +1,9 @@
 """``python -m temzoo predict PATH --model ID --out DIR [--tta] [--mc-dropout N] [--explain METHOD] [--image-index K]``
 
-Writes mask.png (0/255), probability.tif and confidence.tif (float32 0..1), particles.csv and summary.json; with
-``--explain`` also importance.tif (float32, on the input's grid). Same library calls as the Segment page.
+Writes the export bundle of :mod:`temzoo.export` into DIR, each file named after the image: ``<name>_mask.png``
+(0/255), ``_mask.tif``, ``_probability.tif`` and ``_confidence.tif`` (float32 0..1), ``_particles.csv``,
+``_summary.json``, ``_overlay.png`` and ``<name>.hspy``; with ``--explain`` also ``_importance.tif``. The Segment
+page's downloads are the same files.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from temzoo.errors import TemzooError
     from temzoo.io import read_micrograph
-    from temzoo.io import writers as w
-    from temzoo.metrics import particle_table
+    from temzoo.export import export_prediction
     from temzoo.predict import PredictOptions, predict
     from temzoo.zoo import load_model
 
@@ -45,31 +46,20 @@ def run(args: argparse.Namespace) -> int:
     ck = load_model(args.model)
     opts = PredictOptions(tta=args.tta, mc_dropout=args.mc_dropout, device=args.device)
     pred = predict(ck, mg, opts, frame=args.frame)
-    table = particle_table(pred.mask, pred.confidence, pred.pixel_size_nm)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        w.write_mask_png(out / "mask.png", pred.mask)
-        prob = pred.probability
-        w.write_tiff(out / "probability.tif", prob, pred.pixel_size_nm)
-        w.write_tiff(out / "confidence.tif", pred.confidence, pred.pixel_size_nm)
-        w.write_particles_csv(out / "particles.csv", table)
-        extra = {"image": str(args.path), "image_index": mg.index, "frame": args.frame,
-                 "maps": sorted(pred.maps)}
-        if args.explain:
-            from temzoo.explain import explain
+    explanation = None
+    if args.explain:
+        from temzoo.explain import explain
 
-            ex = explain(ck, mg, args.explain, frame=args.frame, prediction=pred,
-                         options=None if args.device == "auto" else _explain_opts(args.device))
-            w.write_tiff(out / "importance.tif", ex.importance, pred.pixel_size_nm)
-            extra["explain"] = {"method": ex.method, "seconds": round(ex.seconds, 3),
-                                **{k: v for k, v in ex.info.items() if k in ("bands", "receptive_field")}}
-        w.write_json(out / "summary.json", w.summary(pred, n_objects=len(table), extra=extra))
+        explanation = explain(ck, mg, args.explain, frame=args.frame, prediction=pred,
+                              options=None if args.device == "auto" else _explain_opts(args.device))
+    try:
+        bundle = export_prediction(out, pred, mg, args.frame, explanation=explanation)
     except OSError as err:
         raise TemzooError(f"could not write to {out}: {err.strerror or err}; check the folder and free space") from None
     for line in pred.warnings:
         sys.stderr.write(f"warning: {line}\n")
-    print(f"{len(table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
-          f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out}")
+    print(f"{len(bundle.table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
+          f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out / bundle.name}_*")
     return 0
 
 
