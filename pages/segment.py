@@ -12,7 +12,7 @@ from temzoo.export import mime
 from temzoo.explain import Band, BandImportance, receptive_field, receptive_field_vs_lattice
 from temzoo.predict import PredictOptions
 from ui import segment as seg
-from ui import state
+from ui import session, state
 from ui.routing import through_app
 
 through_app(__file__)
@@ -38,7 +38,7 @@ if not model_ref:
     st.info("No model chosen: pick one on the Zoo page (or type a checkpoint folder above).")
     st.stop()
 if model_ref != state.get(state.MODEL_ID):
-    state.set(state.MODEL_ID, model_ref)
+    session.use_model(model_ref)
 
 try:
     ck = seg.load_checkpoint(model_ref)
@@ -66,7 +66,7 @@ pkey = ("predict", fkey, model_ref, tuple(ensemble), seg.options_key(opts))
 
 
 def _predict():
-    from temzoo.confidence import ensemble_predict
+    from temzoo.predict import ensemble_predict
     from temzoo.predict import predict
 
     bar, cb = seg.progress_bar("Segmenting ...")
@@ -141,8 +141,7 @@ m[5].metric("Median diameter", f"{md:.3g} {unit}" if md is not None else "-")
 peaks = domain.stats.get("spectrum_peaks") or []
 spacing = peaks[0] if (peaks and pred.resampled_to_nm) else None
 st.caption(f"{pred.model_id}: {pred.seconds:.2f} s on {pred.info.get('device', 'cpu')}, "
-           f"{pred.info.get('tiles', 1)} tile(s); resampled x{pred.info.get('scale_factor', 1):.3g} to "
-           f"{pred.resampled_to_nm or '-'} nm/px. "
+           f"{pred.info.get('tiles', 1)} tile(s); {seg.scale_line(pred)}. "
            + receptive_field_vs_lattice(seg.cached(("rf", model_ref), lambda: receptive_field(ck)), spacing))
 
 table = seg.cached(("table", pkey), lambda: tzm.particle_table(pred.mask, pred.confidence, pred.pixel_size_nm))

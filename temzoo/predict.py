@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -280,6 +280,42 @@ def predict_stack(checkpoint, micrograph, options: PredictOptions | None = None,
                 progress((i + f) / n, f"frame {i + 1}/{n}: {text}")
         out.append(predict(checkpoint, micrograph, options, sub, frame=i))
     return out
+
+
+def ensemble_predict(checkpoints: Sequence, micrograph, options=None, progress=None, frame: int = 0):
+    """Run several checkpoints on one frame and combine them (mean probability, spread, mutual information).
+
+    Each member is resampled to its own pixel size and mapped back, so members trained at different scales combine.
+    """
+    from temzoo.confidence import combine_members, entropy, hard_mask, max_probability
+
+    if not checkpoints:
+        raise ModelError("an ensemble needs at least one model; pick two or more on the Zoo page")
+    options = options or PredictOptions()
+    t0 = time.perf_counter()
+    members = []
+    for i, ck in enumerate(checkpoints):
+        sub = None
+        if progress is not None:
+            def sub(f, text="", i=i):  # noqa: ANN001 - progress of member i within the whole ensemble
+                progress((i + f) / len(checkpoints), f"model {i + 1}/{len(checkpoints)}: {text}")
+        members.append(predict(ck, micrograph, options, progress=sub, frame=frame))
+    classes = {m.probability.ndim for m in members}
+    if len(classes) != 1 or len({m.probability.shape for m in members}) != 1:
+        raise ModelError("ensemble members disagree on the number of classes; pick models for the same task")
+    comb = combine_members([m.probability for m in members])
+    prob = comb["probability"]
+    first = members[0]
+    maps = {"entropy": entropy(prob), "ensemble_spread": comb["spread"],
+            "ensemble_mutual_information": comb["mutual_information"].astype(np.float32)}
+    warnings = sorted({w for m in members for w in m.warnings})
+    return type(first)(
+        mask=hard_mask(prob, options.threshold), probability=prob, confidence=max_probability(prob),
+        pixel_size_nm=first.pixel_size_nm, resampled_to_nm=first.resampled_to_nm,
+        model_id=" + ".join(m.model_id for m in members), seconds=time.perf_counter() - t0, maps=maps,
+        warnings=warnings, info={"ensemble": [m.model_id for m in members],
+                                 "members": [m.info for m in members]},
+    )
 
 
 def tiles_needed(shape: tuple[int, int], tile: int, overlap: int, stride: int) -> int:

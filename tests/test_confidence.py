@@ -9,7 +9,6 @@ import torch
 from temzoo.confidence import (
     apply_temperature,
     combine_members,
-    ensemble_predict,
     entropy,
     fit_temperature,
     max_probability,
@@ -17,6 +16,7 @@ from temzoo.confidence import (
     reliability,
 )
 from temzoo.errors import DataError
+from temzoo.predict import ensemble_predict
 from temzoo.types import Micrograph
 from temzoo.zoo.checkpoint import ModelSpec, TemzooMeta, load_checkpoint, save_checkpoint
 

@@ -102,6 +102,19 @@ def progress_bar(text: str):
     return bar, cb
 
 
+def scale_line(pred) -> str:
+    """How the image was scaled for the model, in words that never print a missing number ("- nm/px")."""
+    from temzoo.io.units import format_nm
+
+    f = float(pred.info.get("scale_factor", 1.0))
+    how = "used at its own scale" if abs(f - 1) < 1e-6 else f"resampled x{f:.3g}"
+    if pred.pixel_size_nm and pred.resampled_to_nm and abs(pred.pixel_size_nm - pred.resampled_to_nm) > 1e-9:
+        return f"{how} from {format_nm(pred.pixel_size_nm)} to the model's {format_nm(pred.resampled_to_nm)}"
+    if pred.pixel_size_nm:
+        return f"{how} at {format_nm(pred.pixel_size_nm)}"
+    return f"{how}; no pixel size (give it on the Load page for sizes in nm)"
+
+
 # --------------------------------------------------------------------------------------------------------- figures
 def _lut(name: str) -> np.ndarray:
     from plotly.colors import sample_colorscale

@@ -1,4 +1,5 @@
-"""``python -m temzoo predict PATH --model ID --out DIR [--tta] [--mc-dropout N] [--explain METHOD] [--image-index K]``
+"""``python -m temzoo predict PATH --model ID --out DIR [--tta] [--mc-dropout N] [--explain METHOD] [--image-index K]
+[--pixel-size-nm NM]``
 
 Writes the export bundle of :mod:`temzoo.export` into DIR, each file named after the image: ``<name>_mask.png``
 (0/255), ``_mask.tif``, ``_probability.tif`` and ``_confidence.tif`` (float32 0..1), ``_particles.csv``,
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from temzoo.commands._args import add_pixel_size_argument
 
 EXPLAIN_METHODS = ("integrated-gradients", "occlusion", "gradcam", "fourier")
 
@@ -25,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-index", type=int, default=None, metavar="K",
                    help="which image in the file (numbering as 'inspect' shows it); default: the first")
     p.add_argument("--frame", type=int, default=0, help="frame of a stack (default 0)")
+    add_pixel_size_argument(p, "pixel size of the image in nm (for files without one; overrides the file's): "
+                               "sizes in particles.csv are then in nm and the image is resampled to the model's")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TemzooError(f"--out {out} is a file; give a folder")
-    mg = read_micrograph(args.path, args.image_index)
+    mg = read_micrograph(args.path, args.image_index).with_pixel_size(args.pixel_size_nm)
     ck = load_model(args.model)
     opts = PredictOptions(tta=args.tta, mc_dropout=args.mc_dropout, device=args.device)
     pred = predict(ck, mg, opts, frame=args.frame)

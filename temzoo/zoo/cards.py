@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from temzoo.paths import REPO_ROOT
-from temzoo.zoo.checkpoint import CARD_FILE, ModelSpec, TemzooMeta
+from temzoo.zoo.meta import CARD_FILE, CONFIG_FILE, ModelSpec, TemzooMeta, read_meta, spec_from_config
 
 MODEL_CARDS_DIR = REPO_ROOT / "model_cards"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -220,8 +220,6 @@ def card_body(text: str, demote: int = 0) -> str:
 def card_for_folder(folder: str | Path) -> str:
     """The folder's temzoo card, or one rendered from its ``temzoo.json`` and ``config.json`` when it has none."""
     import json
-
-    from temzoo.zoo.checkpoint import CONFIG_FILE, read_meta, spec_from_config
 
     folder = Path(folder)
     if (folder / CARD_FILE).is_file():
