@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from temzoo.errors import TemzooError
+from temzoo.io.units import check_pixel_size
 
 STRATEGIES = ("scratch", "freeze-encoder", "freeze-decoder", "full", "gradual", "l2", "l2sp")
 TASKS = ("segmentation", "denoising")
@@ -106,8 +107,8 @@ class TrainConfig:
             raise TemzooError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
         for name in ("pixel_size_nm", "target_pixel_size_nm"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise TemzooError(f"{name.replace('_', ' ')} must be positive (got {v})")
+            if v is not None:
+                check_pixel_size(v, name.replace("_", " "))
         if not self.downsample > 0:
             raise TemzooError(f"downsample must be positive (got {self.downsample})")
         if not self.lr > 0:
