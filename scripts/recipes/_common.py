@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no Hub lookups while training (each miss stalls ~23 s offline)
 
 

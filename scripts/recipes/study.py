@@ -29,7 +29,9 @@ import shutil
 import time
 from pathlib import Path
 
-from _common import REPO, evaluate, machine, work_dir
+from temzoo.paths import bundled_zoo_dir
+
+from _common import evaluate, machine, work_dir
 from hrtem_nanoparticle import TEST_SEED, conditions
 
 # Per data set: settings beyond temzoo's defaults, as docs/FINETUNING.md recommends them. The real files carry no pixel
@@ -37,8 +39,8 @@ from hrtem_nanoparticle import TEST_SEED, conditions
 # resolution (the model records the factor and evaluation shrinks the test images alike).
 SETTINGS = {"uo2-grain-boundaries": {"downsample": 2.0},
             "steel-dislocation-loops": {"pixel_size_nm": 0.39}}
-BASES = {"scratch": "scratch", "hrtem-nanoparticle": str(REPO / "zoo" / "hrtem-nanoparticle"),
-         "tem-denoise": str(REPO / "zoo" / "tem-denoise")}
+BASES = {"scratch": "scratch", "hrtem-nanoparticle": str(bundled_zoo_dir() / "hrtem-nanoparticle"),
+         "tem-denoise": str(bundled_zoo_dir() / "tem-denoise")}
 
 
 def sim_data(work: Path, cache: str) -> tuple[list[tuple[Path, Path]], list[Path]]:

@@ -234,9 +234,8 @@ def _refresh(d: Path) -> JobStatus:
 
 
 def _launch(d: Path) -> None:
+    # The worker imports the installed temzoo (requirements.txt installs this checkout editable).
     env = dict(os.environ)
-    # The worker imports temzoo from this checkout even when temzoo is not installed (streamlit run from the repo).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     with open(d / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
