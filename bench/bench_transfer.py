@@ -44,7 +44,7 @@ KIND = {"uo2-grain-boundaries": {"modality": "bf-tem", "pixel_size_nm": None, "s
         "sim": {"modality": "hrtem", "pixel_size_nm": 0.05, "structure": "nanoparticles (simulated HRTEM)"}}
 SETTINGS = {"uo2-grain-boundaries": {"downsample": 2.0}, "steel-dislocation-loops": {"pixel_size_nm": 0.39}}
 N_TEST = 4  # real sets: the last 4 images by name are the test set (as in docs/PRETRAINING_STUDY.md)
-SIM_POOL_SEED, SIM_TEST_SEED = 2000, 1000
+SIM_POOL_SEED, SIM_TEST_SEED = 2000, 1000  # SIM_TEST_SEED = temzoo.simulate.dataset.TEST_SEED
 # Bundled bases and the targets whose images (or family: simulated HRTEM fields) they were trained on.
 SAW = {"hrtem-nanoparticle": {"sim"}, "tem-denoise": {"sim"}, "uo2-grain-boundaries": {"uo2-grain-boundaries"},
        "steel-dislocation-loops": {"steel-dislocation-loops"}}
@@ -73,14 +73,9 @@ def real_split(task: str) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Pat
 
 
 def sim_conditions(quick: bool) -> list[tuple[float, float]]:
-    if quick:
-        return list(QUICK_SIM_CONDITIONS)
-    import sys
+    from temzoo.simulate.dataset import sim_test_conditions
 
-    sys.path.insert(0, str(repo() / "scripts" / "recipes"))  # the recipe defines the test conditions
-    from hrtem_nanoparticle import conditions
-
-    return conditions()
+    return list(QUICK_SIM_CONDITIONS) if quick else sim_test_conditions()
 
 
 def sim_split(work: Path, cache: str, quick: bool) -> tuple[list[tuple[Path, Path]], list[Path]]:
