@@ -96,7 +96,7 @@ def _panel(d: str, was_active: bool) -> None:
         if note := jobs.base_kept_note(s.result):
             st.warning(note)
         if b[2].button("Use this model", type="primary", key=f"ft_use_{s.id}"):
-            state.set(state.MODEL_ID, s.result)
+            session.use_model(s.result)
             st.rerun()
     with st.expander("Log"):
         st.code(jobs.read_log(d) or "(empty)", language=None)

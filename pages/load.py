@@ -9,11 +9,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from temzoo.errors import TemzooError
 from temzoo.io import SUPPORTED_EXTENSIONS, describe
 from temzoo.io.units import format_length, format_nm
 from temzoo.viz import micrograph_figure, power_spectrum_figure
 from ui import load as load_ui
-from ui import state
+from ui import session, state
 from ui.routing import through_app
 
 through_app(__file__)
@@ -36,6 +37,7 @@ if source == "Upload a file":
     if upload is not None:
         result, error = load_ui.read_upload(upload.getvalue(), upload.name)
         content_id = upload.file_id
+        file_path = lambda: session.keep_upload(upload.getvalue(), upload.name)  # noqa: E731 - kept on first use
 else:
     demos = load_ui.demo_files()
     if not demos:
@@ -47,6 +49,7 @@ else:
         label = st.selectbox("Demo file", list(demos))
         result, error = load_ui.read_path(demos[label])
         content_id = str(demos[label])
+        file_path = lambda: demos[label]  # noqa: E731
 
 if error:
     st.error(error)
@@ -64,8 +67,12 @@ if result is not None:
     identity = (mg.source, mg.index, content_id)
     if st.session_state.get(LOADED_KEY) != identity:
         st.session_state[LOADED_KEY] = identity
+        state.set(state.MICROGRAPH_FILE, mg)
         state.set(state.MICROGRAPH, mg)
+        state.set(state.MICROGRAPH_PATH, str(file_path()))
         state.set(state.FRAME, 0)
+        load_ui.forget_pixel_size_input()
+        session.remember()
         st.rerun()  # the sidebar (drawn before this page) should name the new image at once
 elif not error:
     mg = state.get(state.MICROGRAPH)
@@ -75,6 +82,19 @@ elif not error:
         st.caption(f"Current micrograph (loaded earlier): {mg.title or mg.source}")
 
 if mg is not None:
+    # the pixel size a person gives replaces the file's for every page (Segment, Label, Fine-tune, exports)
+    raw = state.get(state.MICROGRAPH_FILE) or mg
+    try:
+        mg = raw.with_pixel_size(load_ui.pixel_size_input(raw, state.get(state.MICROGRAPH)))
+    except TemzooError as err:
+        st.error(str(err))
+        mg = state.get(state.MICROGRAPH) or raw
+    current = state.get(state.MICROGRAPH)
+    if current is None or mg.pixel_size_nm != current.pixel_size_nm:
+        state.set(state.MICROGRAPH, mg)
+        session.remember()
+        st.rerun()  # the sidebar names the pixel size
+
     frame = 0
     if mg.n_frames > 1:
         frame = st.slider("Frame", 0, mg.n_frames - 1, min(int(state.get(state.FRAME, 0) or 0), mg.n_frames - 1))
@@ -87,10 +107,13 @@ if mg is not None:
     c2.metric("Size", f"{w} x {h} px" + (f" x {mg.n_frames}" if mg.n_frames > 1 else ""))
     c3.metric("Field of view", format_length(w * mg.pixel_size_nm) if mg.calibrated else "-")
     c4.metric("Stored as", mg.original_dtype)
+    if mg.metadata.get("pixel_size_source") == "given":
+        st.caption(f"Pixel size given here: {format_nm(mg.pixel_size_nm)} (the file says "
+                   f"{format_nm(mg.metadata.get('file_pixel_size_nm'))}).")
     if not mg.calibrated:
         st.warning(
-            "This image has no pixel size in its file: sizes are in pixels, and models trained at a known pixel "
-            "size cannot be matched to it automatically. " + mg.metadata.get("calibration_note", "")
+            "This image has no pixel size in its file: give it above for sizes in nm; until then sizes are in "
+            "pixels, and models trained at a known pixel size cannot be matched to it. " + mg.metadata.get("calibration_note", "")
         )
 
     low, high = st.slider("Contrast limits (percentiles)", 0.0, 100.0, (0.5, 99.5), step=0.1)

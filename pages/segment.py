@@ -8,10 +8,11 @@ import streamlit as st
 
 from temzoo import metrics as tzm
 from temzoo.errors import TemzooError
+from temzoo.export import mime
 from temzoo.explain import Band, BandImportance, receptive_field, receptive_field_vs_lattice
 from temzoo.predict import PredictOptions
 from ui import segment as seg
-from ui import state
+from ui import session, state
 from ui.routing import through_app
 
 through_app(__file__)
@@ -37,7 +38,7 @@ if not model_ref:
     st.info("No model chosen: pick one on the Zoo page (or type a checkpoint folder above).")
     st.stop()
 if model_ref != state.get(state.MODEL_ID):
-    state.set(state.MODEL_ID, model_ref)
+    session.use_model(model_ref)
 
 try:
     ck = seg.load_checkpoint(model_ref)
@@ -140,8 +141,7 @@ m[5].metric("Median diameter", f"{md:.3g} {unit}" if md is not None else "-")
 peaks = domain.stats.get("spectrum_peaks") or []
 spacing = peaks[0] if (peaks and pred.resampled_to_nm) else None
 st.caption(f"{pred.model_id}: {pred.seconds:.2f} s on {pred.info.get('device', 'cpu')}, "
-           f"{pred.info.get('tiles', 1)} tile(s); resampled x{pred.info.get('scale_factor', 1):.3g} to "
-           f"{pred.resampled_to_nm or '-'} nm/px. "
+           f"{pred.info.get('tiles', 1)} tile(s); {seg.scale_line(pred)}. "
            + receptive_field_vs_lattice(seg.cached(("rf", model_ref), lambda: receptive_field(ck)), spacing))
 
 table = seg.cached(("table", pkey), lambda: tzm.particle_table(pred.mask, pred.confidence, pred.pixel_size_nm))
@@ -165,27 +165,17 @@ st.subheader("Downloads")
 
 
 def _downloads():
-    from temzoo.io import writers as wr
+    from temzoo.export import build_bundle
 
-    img = mg.frame(frame)
-    return {
-        "mask.png": wr.mask_png_bytes(pred.mask),
-        "mask.tif": wr.tiff_bytes(pred.mask, pred.pixel_size_nm, dtype=np.uint8),
-        "probability.tif": wr.tiff_bytes(pred.probability, pred.pixel_size_nm),
-        "confidence.tif": wr.tiff_bytes(pred.confidence, pred.pixel_size_nm),
-        "particles.csv": wr.particles_csv_bytes(table),
-        "prediction.hspy": wr.hspy_bytes(pred, mg, img),
-        "summary.json": wr.json_bytes(wr.summary(pred, len(table), {"metrics": {
-            k: v for k, v in summary.items() if k != "size_histogram"}})),
-    }
+    return build_bundle(pred, mg, frame, explanation=expl, table=table).files
 
 
-files = seg.cached(("files", pkey), _downloads)
-mimes = {".png": "image/png", ".tif": "image/tiff", ".csv": "text/csv", ".json": "application/json",
-         ".hspy": "application/x-hdf5"}
-dl = st.columns(len(files))
-for col, (name, data) in zip(dl, files.items()):
-    col.download_button(name, data, file_name=name, mime=mimes[name[name.rindex("."):]], key=f"seg_dl_{name}")
+files = seg.cached(("files", pkey, ekey if expl is not None else None), _downloads)
+st.caption("Each file is named after the image; the CLI's `predict` writes the same bundle.")
+for row in range(0, len(files), 5):
+    names = list(files)[row:row + 5]
+    for col, name in zip(st.columns(5), names):
+        col.download_button(name, files[name], file_name=name, mime=mime(name), key=f"seg_dl_{name}")
 
 # -------------------------------------------------------------------------------------------------- supervised
 st.subheader("Compare with a mask")

@@ -8,7 +8,7 @@ from temzoo.errors import TemzooError
 from temzoo.zoo import network
 from temzoo.zoo.cards import card_body
 from temzoo.zoo.sources import filter_models, list_models, resolve
-from ui import state
+from ui import session, state
 from ui.routing import through_app
 
 through_app(__file__)
@@ -82,7 +82,7 @@ for i, m in enumerate(shown):
                         bar = st.progress(0.0, text=f"Downloading {m.id}")
                         resolve(m.ref, progress=lambda f, text: bar.progress(f, text=text))
                         bar.empty()
-                    state.set(state.MODEL_ID, m.ref)
+                    session.use_model(m.ref)
                     st.rerun()
                 except TemzooError as err:
                     st.error(str(err))

@@ -65,6 +65,20 @@ class Micrograph:
         )
 
 
+    def with_pixel_size(self, pixel_size_nm: float | None) -> Micrograph:
+        """The same image at a pixel size a person gave (for uncalibrated files, or to override the file's);
+        ``None`` returns ``self``. The file's own value is kept in ``metadata['file_pixel_size_nm']``."""
+        if pixel_size_nm is None:
+            return self
+        from temzoo.io.units import check_pixel_size
+
+        out = self.with_data(self.data, pixel_size_nm=check_pixel_size(pixel_size_nm))
+        out.metadata.setdefault("file_pixel_size_nm", self.pixel_size_nm)
+        out.metadata["pixel_size_source"] = "given"
+        out.metadata.pop("calibration_note", None)
+        return out
+
+
 @dataclass
 class Prediction:
     """What a model says about one frame, on the micrograph's own pixel grid.

@@ -45,7 +45,7 @@ def test_finetune_cli_subprocess_then_predict(disc_set, tmp_path):
     assert ck.meta.pixel_size_nm == 0.5 and ck.meta.provenance["config"]["seed"] == 1
     # the folder is a --model for predict
     assert main(["predict", str(images / "img0.png"), "--model", str(out), "--out", str(tmp_path / "pred")]) == 0
-    assert (tmp_path / "pred" / "mask.png").is_file()
+    assert (tmp_path / "pred" / "img0_mask.png").is_file()
 
 
 def test_pretrain_denoise_then_finetune_from_it(disc_set, tmp_path, capsys):

@@ -24,16 +24,19 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def _check_outputs(out: Path, shape: tuple[int, int]) -> dict:
-    mask = np.asarray(Image.open(out / "mask.png"))
+def _check_outputs(out: Path, shape: tuple[int, int], name: str) -> dict:
+    mask = np.asarray(Image.open(out / f"{name}_mask.png"))
     assert mask.shape == shape and set(np.unique(mask)) <= {0, 255}
-    for name in ("probability.tif", "confidence.tif"):
-        a = tifffile.imread(out / name)
+    np.testing.assert_array_equal(tifffile.imread(out / f"{name}_mask.tif"), mask // 255)
+    for kind in ("probability", "confidence"):
+        a = tifffile.imread(out / f"{name}_{kind}.tif")
         assert a.dtype == np.float32 and a.shape == shape and 0 <= a.min() and a.max() <= 1
-    summary = json.loads((out / "summary.json").read_text())
+    assert np.asarray(Image.open(out / f"{name}_overlay.png")).shape == (*shape, 3)
+    assert (out / f"{name}.hspy").is_file()
+    summary = json.loads((out / f"{name}_summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
     assert summary["shape"] == list(shape)
-    lines = (out / "particles.csv").read_text().splitlines()
+    lines = (out / f"{name}_particles.csv").read_text().splitlines()
     assert lines[0].startswith("id,") and len(lines) - 1 == summary["n_objects"]
     return summary
 
@@ -43,9 +46,9 @@ def test_predict_real_dm3_with_explain(tiny_checkpoint, shared_data, tmp_path):
     r = _run("predict", str(shared_data / "dm/rosettasciio/2D/multi_signal.dm3"), "--model", str(tiny_checkpoint),
              "--out", str(out), "--explain", "gradcam")
     assert r.returncode == 0, r.stderr
-    s = _check_outputs(out, (512, 512))
+    s = _check_outputs(out, (512, 512), "multi_signal")
     assert s["pixel_size_nm"] == pytest.approx(0.01775, rel=1e-3) and s["resampled_to_nm"] == 0.05
-    imp = tifffile.imread(out / "importance.tif")
+    imp = tifffile.imread(out / "multi_signal_importance.tif")
     assert imp.dtype == np.float32 and imp.shape == (512, 512) and np.abs(imp).max() > 0
     assert s["explain"]["method"] == "gradcam"
 
@@ -57,7 +60,7 @@ def test_predict_png_tta_mc_in_process(tiny_checkpoint, tmp_path, capsys):
     rc = main(["predict", str(tmp_path / "a.png"), "--model", str(tiny_checkpoint), "--out", str(out), "--tta",
                "--mc-dropout", "2"])
     assert rc == 0
-    s = _check_outputs(out, (40, 56))
+    s = _check_outputs(out, (40, 56), "a")
     assert s["pixel_size_nm"] is None and s["resampled_to_nm"] == 0.05
     assert "tta_mc_spread" in s["maps"] and "mc_mutual_information" in s["maps"]
     assert "uncalibrated" in capsys.readouterr().err

@@ -93,3 +93,58 @@ def test_upload_path_reads_bytes_and_reports_errors(shared_data):
     result, error = read_upload(data[:5000], "cut.dm4")
     assert result is None and error.startswith("cut.dm4 could not be read") and "\n" not in error
 
+
+
+def _px_field(at: AppTest):
+    return next(n for n in at.number_input if n.label.startswith("Pixel size"))
+
+
+def test_pixel_size_for_an_uncalibrated_png(shared_data):
+    """#14.1: the pixel-size field makes an uncalibrated image calibrated for every page (and the sidebar)."""
+    at = _pick_demo(_page(), "1.png")
+    assert _metric(at, "Pixel size") == "uncalibrated"
+    _px_field(at).set_value(0.39).run()
+    assert not at.exception and not at.error
+    mg = at.session_state[state.MICROGRAPH]
+    assert mg.pixel_size_nm == 0.39 and mg.metadata["pixel_size_source"] == "given"
+    assert _metric(at, "Pixel size") == "0.39 nm/px" and _metric(at, "Field of view") == "200 nm"
+    assert not any("no pixel size" in w.value for w in at.warning)
+    _px_field(at).set_value(0.0).run()  # back to unknown
+    assert at.session_state[state.MICROGRAPH].pixel_size_nm is None
+
+
+def test_pixel_size_override_and_refusal(shared_data):
+    at = _pick_demo(_page(), "JEOL HAADF Image.dm4")
+    next(t for t in at.toggle if t.label.startswith("Override")).set_value(True).run()
+    _px_field(at).set_value(2.5).run()
+    assert at.session_state[state.MICROGRAPH].pixel_size_nm == 2.5
+    assert any("file says 1.25 nm/px" in c.value for c in at.caption)
+    _px_field(at).set_value(1e-7).run()  # below any microscope: one line, the last good value stays
+    assert any("outside" in e.value for e in at.error)
+    assert at.session_state[state.MICROGRAPH].pixel_size_nm == 2.5
+
+
+def test_reload_keeps_image_pixel_size_and_model(shared_data):
+    """#14.5: a reload (a new session with ?session=<id>) finds the current image, its given pixel size and model."""
+    from tests.util import APP
+
+    at = _pick_demo(_page(), "1.png")
+    _px_field(at).set_value(0.39).run()
+    from ui import session
+
+    sid = at.session_state[state.SESSION_DIR]
+    # the Segment/Zoo pages remember a model through session.use_model; write it as they do
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(sid) / session.CURRENT_FILE).read_text())
+    doc["model"] = "steel-dislocation-loops"
+    (Path(sid) / session.CURRENT_FILE).write_text(json.dumps(doc))
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params["session"] = Path(sid).name
+    again.run()
+    assert not again.exception, again.exception
+    mg = again.session_state[state.MICROGRAPH]
+    assert mg is not None and mg.pixel_size_nm == 0.39 and mg.shape == (512, 512)
+    assert again.session_state[state.MODEL_ID] == "steel-dislocation-loops"
+    assert any("0.39 nm/px" in m.value for m in again.sidebar.markdown)

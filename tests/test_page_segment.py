@@ -69,7 +69,14 @@ def test_segment_page_renders_maps_metrics_and_caches(tiny_checkpoint):
     assert len(maps["data"]) == 4 and all(t["type"] == "image" for t in maps["data"])
     assert maps["layout"]["xaxis2"]["matches"] == "x"  # linked zoom: the panels share axes
     assert len(at.dataframe) == 1
-    assert [b.label for b in at.get("download_button")][:3] == ["mask.png", "mask.tif", "probability.tif"]
+    # The downloads are the export bundle, named after the image (the same files CLI predict writes).
+    from temzoo.export import build_bundle
+
+    labels = [b.label for b in at.get("download_button")]
+    assert labels[:3] == ["blobs_mask.png", "blobs_mask.tif", "blobs_probability.tif"]
+    pred = next(v for k, v in at.session_state["tz_segment_cache"].items() if k[0] == "predict")
+    assert labels == list(build_bundle(pred, mg).files)
+    assert {"blobs.hspy", "blobs_overlay.png", "blobs_summary.json", "blobs_particles.csv"} <= set(labels)
     cache = at.session_state["tz_segment_cache"]
     n_pred = sum(1 for k in cache if k[0] == "predict")
     assert n_pred == 1

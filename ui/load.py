@@ -77,3 +77,33 @@ def image_label(mg: Any) -> str:
 
     frames = f", {mg.n_frames} frames" if mg.n_frames > 1 else ""
     return f"{mg.index}: {mg.title} ({mg.shape[1]}x{mg.shape[0]} px{frames}, {format_nm(mg.pixel_size_nm)})"
+
+
+PX_KEY = "load_px"  # widget keys of the pixel-size field (cleared when another image becomes current)
+PX_ON_KEY = "load_px_on"
+
+
+def pixel_size_input(raw: Any, current: Any) -> float | None:
+    """The pixel size (nm/px) a person gives for ``raw`` (the micrograph as read), or None for the file's own.
+
+    Uncalibrated files get a number field (0 = unknown); calibrated ones an override toggle, then the field.
+    ``current`` is the micrograph now in use (its given value, if any, is the field's starting value).
+    """
+    given = current.pixel_size_nm if current is not None and current.metadata.get("pixel_size_source") == "given" \
+        else None
+    help_text = ("Used for sizes in nm, for resampling to a model's pixel size, and recorded with labels, "
+                 "fine-tuned models and exports.")
+    if raw.pixel_size_nm is None:
+        v = st.number_input("Pixel size (nm/px), not in this file: 0 = unknown", min_value=0.0, max_value=1e6,
+                            value=float(given or 0.0), step=0.01, format="%.4f", key=PX_KEY, help=help_text)
+        return float(v) or None
+    if not st.toggle("Override the file's pixel size", value=given is not None, key=PX_ON_KEY, help=help_text):
+        return None
+    v = st.number_input("Pixel size (nm/px)", min_value=0.0, max_value=1e6, value=float(given or raw.pixel_size_nm),
+                        step=0.001, format="%.5f", key=PX_KEY, help=help_text)
+    return float(v) or None
+
+
+def forget_pixel_size_input() -> None:
+    for k in (PX_KEY, PX_ON_KEY):
+        st.session_state.pop(k, None)

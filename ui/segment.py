@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from temzoo.errors import TemzooError
+from temzoo.export import tint
 
 CACHE_KEY = "tz_segment_cache"
 HASH_KEY = "tz_segment_hash"
@@ -101,6 +102,19 @@ def progress_bar(text: str):
     return bar, cb
 
 
+def scale_line(pred) -> str:
+    """How the image was scaled for the model, in words that never print a missing number ("- nm/px")."""
+    from temzoo.io.units import format_nm
+
+    f = float(pred.info.get("scale_factor", 1.0))
+    how = "used at its own scale" if abs(f - 1) < 1e-6 else f"resampled x{f:.3g}"
+    if pred.pixel_size_nm and pred.resampled_to_nm and abs(pred.pixel_size_nm - pred.resampled_to_nm) > 1e-9:
+        return f"{how} from {format_nm(pred.pixel_size_nm)} to the model's {format_nm(pred.resampled_to_nm)}"
+    if pred.pixel_size_nm:
+        return f"{how} at {format_nm(pred.pixel_size_nm)}"
+    return f"{how}; no pixel size (give it on the Load page for sizes in nm)"
+
+
 # --------------------------------------------------------------------------------------------------------- figures
 def _lut(name: str) -> np.ndarray:
     from plotly.colors import sample_colorscale
@@ -127,14 +141,6 @@ def _grey(img: np.ndarray) -> np.ndarray:
     lo, hi = contrast_limits(img)
     g = to_uint8(img, lo, hi)
     return np.repeat(g[..., None], 3, axis=2)
-
-
-def overlay(img_rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    colour = np.array([255, 60, 40], np.float32)
-    out = img_rgb.astype(np.float32)
-    m = mask > 0
-    out[m] = (1 - alpha) * out[m] + alpha * colour
-    return out.astype(np.uint8)
 
 
 def _png(rgb: np.ndarray) -> str:
@@ -175,7 +181,7 @@ def maps_figure(image: np.ndarray, prediction, importance: np.ndarray | None, bo
         hi = float(np.percentile(conf_s, 99.5)) or 1.0
         conf_rgb, crange = _colorize(conf_s, 0.0, hi, "Magma"), (0.0, hi)
     titles = ["image", "mask overlay", f"{confidence_map} [{crange[0]:.2g}, {crange[1]:.2g}]", "importance"]
-    panels = [grey, overlay(grey, mask_small), conf_rgb]
+    panels = [grey, tint(grey, mask_small), conf_rgb]
     if importance is not None:
         imp = ds(importance)
         m = float(np.percentile(np.abs(imp), 99.5)) or 1.0

@@ -7,6 +7,8 @@ from typing import Any
 import streamlit as st
 
 MICROGRAPH = "tz_micrograph"  # temzoo.Micrograph currently loaded (one image, possibly a stack)
+MICROGRAPH_PATH = "tz_micrograph_path"  # file the current micrograph was read from (a kept copy for uploads)
+MICROGRAPH_FILE = "tz_micrograph_file"  # the current micrograph as read from its file (before a given pixel size)
 FRAME = "tz_frame"  # frame index in a stack
 MODEL_ID = "tz_model_id"  # zoo id, local folder or Hub id of the current model
 SESSION_DIR = "tz_session_dir"  # per-session working folder (labels, jobs) so sessions never share files

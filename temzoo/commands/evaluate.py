@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from temzoo.commands._args import add_pixel_size_argument
+
 KEYS = ("f1", "iou", "dice", "precision", "recall", "object_f1", "count_error", "ece", "n_images")
 
 
@@ -17,8 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="zoo id, checkpoint folder or Hub repo id")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of images")
     p.add_argument("--masks", required=True, metavar="DIR", help="folder of masks with the images' file stems")
-    p.add_argument("--pixel-size-nm", type=float, default=None, metavar="X",
-                   help="pixel size of the images (for files without one; overrides the files)")
+    add_pixel_size_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--tta", action="store_true", help="predict with 8-fold test-time augmentation")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

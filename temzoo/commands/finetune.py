@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from temzoo.commands._args import add_pixel_size_argument
 from temzoo.train.config import STRATEGIES
 
 
@@ -17,7 +18,7 @@ def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGrou
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="number of epochs (default 30 when no budget is given)")
     budget.add_argument("--minutes", type=float, help="time budget in minutes (wall clock unless --clock cpu)")
-    p.add_argument("--pixel-size-nm", type=float, help="pixel size of the images (overrides their calibration)")
+    add_pixel_size_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     adv = p.add_argument_group("advanced")

@@ -13,10 +13,14 @@ import argparse
 import json
 import sys
 
+from temzoo.commands._args import add_pixel_size_argument
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="PATH", help="microscope file (.dm3 .dm4 .emd .ser .emi .mrc .tif .png .jpg)")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per real-space image")
+    add_pixel_size_argument(p, "show the images at this pixel size in nm (what predict/finetune would use with the "
+                               "same option); the file's own value is listed as file_pixel_size_nm")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from temzoo.io.units import format_nm
 
     result = scan(args.path)
+    result.micrographs = [mg.with_pixel_size(args.pixel_size_nm) for mg in result.micrographs]
     if args.json:
         json.dump([describe(mg) for mg in result.micrographs], sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -1,13 +1,18 @@
-"""``python -m temzoo predict PATH --model ID --out DIR [--tta] [--mc-dropout N] [--explain METHOD] [--image-index K]``
+"""``python -m temzoo predict PATH --model ID --out DIR [--tta] [--mc-dropout N] [--explain METHOD] [--image-index K]
+[--pixel-size-nm NM]``
 
-Writes mask.png (0/255), probability.tif and confidence.tif (float32 0..1), particles.csv and summary.json; with
-``--explain`` also importance.tif (float32, on the input's grid). Same library calls as the Segment page.
+Writes the export bundle of :mod:`temzoo.export` into DIR, each file named after the image: ``<name>_mask.png``
+(0/255), ``_mask.tif``, ``_probability.tif`` and ``_confidence.tif`` (float32 0..1), ``_particles.csv``,
+``_summary.json``, ``_overlay.png`` and ``<name>.hspy``; with ``--explain`` also ``_importance.tif``. The Segment
+page's downloads are the same files.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from temzoo.commands._args import add_pixel_size_argument
 
 EXPLAIN_METHODS = ("integrated-gradients", "occlusion", "gradcam", "fourier")
 
@@ -23,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-index", type=int, default=None, metavar="K",
                    help="which image in the file (numbering as 'inspect' shows it); default: the first")
     p.add_argument("--frame", type=int, default=0, help="frame of a stack (default 0)")
+    add_pixel_size_argument(p, "pixel size of the image in nm (for files without one; overrides the file's): "
+                               "sizes in particles.csv are then in nm and the image is resampled to the model's")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
@@ -31,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from temzoo.errors import TemzooError
     from temzoo.io import read_micrograph
-    from temzoo.io import writers as w
-    from temzoo.metrics import particle_table
+    from temzoo.export import export_prediction
     from temzoo.predict import PredictOptions, predict
     from temzoo.zoo import load_model
 
@@ -41,35 +47,24 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TemzooError(f"--out {out} is a file; give a folder")
-    mg = read_micrograph(args.path, args.image_index)
+    mg = read_micrograph(args.path, args.image_index).with_pixel_size(args.pixel_size_nm)
     ck = load_model(args.model)
     opts = PredictOptions(tta=args.tta, mc_dropout=args.mc_dropout, device=args.device)
     pred = predict(ck, mg, opts, frame=args.frame)
-    table = particle_table(pred.mask, pred.confidence, pred.pixel_size_nm)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        w.write_mask_png(out / "mask.png", pred.mask)
-        prob = pred.probability
-        w.write_tiff(out / "probability.tif", prob, pred.pixel_size_nm)
-        w.write_tiff(out / "confidence.tif", pred.confidence, pred.pixel_size_nm)
-        w.write_particles_csv(out / "particles.csv", table)
-        extra = {"image": str(args.path), "image_index": mg.index, "frame": args.frame,
-                 "maps": sorted(pred.maps)}
-        if args.explain:
-            from temzoo.explain import explain
+    explanation = None
+    if args.explain:
+        from temzoo.explain import explain
 
-            ex = explain(ck, mg, args.explain, frame=args.frame, prediction=pred,
-                         options=None if args.device == "auto" else _explain_opts(args.device))
-            w.write_tiff(out / "importance.tif", ex.importance, pred.pixel_size_nm)
-            extra["explain"] = {"method": ex.method, "seconds": round(ex.seconds, 3),
-                                **{k: v for k, v in ex.info.items() if k in ("bands", "receptive_field")}}
-        w.write_json(out / "summary.json", w.summary(pred, n_objects=len(table), extra=extra))
+        explanation = explain(ck, mg, args.explain, frame=args.frame, prediction=pred,
+                              options=None if args.device == "auto" else _explain_opts(args.device))
+    try:
+        bundle = export_prediction(out, pred, mg, args.frame, explanation=explanation)
     except OSError as err:
         raise TemzooError(f"could not write to {out}: {err.strerror or err}; check the folder and free space") from None
     for line in pred.warnings:
         sys.stderr.write(f"warning: {line}\n")
-    print(f"{len(table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
-          f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out}")
+    print(f"{len(bundle.table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
+          f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out / bundle.name}_*")
     return 0
 
 

@@ -91,6 +91,29 @@ def to_per_nm(scale: float, units: object) -> float | None:
     return v if math.isfinite(v) and v > 0 else None
 
 
+# Plausible pixel sizes: 0.1 pm (beyond any microscope) to 1 mm (an optical overview); outside is a typo or a unit slip.
+PIXEL_SIZE_RANGE_NM = (1e-4, 1e6)
+
+
+def check_pixel_size(value: object, what: str = "pixel size") -> float:
+    """``value`` as a pixel size in nm (finite, > 0, within :data:`PIXEL_SIZE_RANGE_NM`), else a one-line DataError.
+
+    The one check for every pixel size a person types: CLI ``--pixel-size-nm``, the Load page field, TrainConfig.
+    """
+    from temzoo.errors import DataError
+
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DataError(f"{what} must be a number of nm per pixel, got {value!r}") from None
+    lo, hi = PIXEL_SIZE_RANGE_NM
+    if not math.isfinite(v) or v <= 0:
+        raise DataError(f"{what} must be a positive number of nm per pixel, got {value!r}")
+    if not lo <= v <= hi:
+        raise DataError(f"{what} {v:g} nm is outside {lo:g}..{hi:g} nm per pixel; check the unit (nm, not pm or um)")
+    return v
+
+
 def format_nm(value: float | None, unit: str = "nm/px") -> str:
     """Short, honest display of a pixel size: the fewest significant digits (3 or more) within 0.1 %.
 

@@ -170,8 +170,8 @@ def write_hspy(path: str | Path, prediction, micrograph=None, image: np.ndarray 
     s.metadata.set_item("temzoo.layers", names)
     s.metadata.set_item("temzoo.model", prediction.model_id)
     s.metadata.set_item("temzoo.resampled_to_nm", prediction.resampled_to_nm or 0.0)
-    if micrograph is not None:
-        s.metadata.set_item("temzoo.source", str(micrograph.source))
+    if micrograph is not None:  # absolute: the same file whichever way its path was typed
+        s.metadata.set_item("temzoo.source", str(Path(micrograph.source).resolve()) if micrograph.source else "")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.hspy")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from temzoo.errors import TemzooError
+from temzoo.io.units import check_pixel_size
 
 VALIDATIONS = ("image", "regions", "none")
 STRATEGIES = ("scratch", "freeze-encoder", "freeze-decoder", "full", "gradual", "l2", "l2sp")
@@ -112,8 +113,8 @@ class TrainConfig:
             raise TemzooError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
         for name in ("pixel_size_nm", "target_pixel_size_nm"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise TemzooError(f"{name.replace('_', ' ')} must be positive (got {v})")
+            if v is not None:
+                check_pixel_size(v, name.replace("_", " "))
         if self.validation not in VALIDATIONS:
             raise TemzooError(f"unknown validation {self.validation!r}; choose one of {', '.join(VALIDATIONS)}")
         if self.downsample is not None and not self.downsample > 0:
