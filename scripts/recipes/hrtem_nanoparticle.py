@@ -22,15 +22,8 @@ from temzoo.paths import bundled_zoo_dir
 
 from _common import evaluate, machine, md_table, publish, timed, work_dir
 
-DOSES = (30.0, 100.0, 300.0, 1000.0)
-DEFOCI = (-20.0, -10.0, 0.0, 10.0, 20.0)
-TEST_SEED = 1000
-
-
-def conditions() -> list[tuple[float, float]]:
-    """(dose, defocus) pairs of the test set: a dose series at -10 nm and a defocus series at 300 e/A^2."""
-    pairs = [(d, -10.0) for d in DOSES] + [(300.0, f) for f in DEFOCI if f != -10.0]
-    return sorted(set(pairs), key=lambda p: (p[0], p[1]))
+from temzoo.simulate.dataset import TEST_SEED  # noqa: E402  (after _common puts the checkout on sys.path)
+from temzoo.simulate.dataset import sim_test_conditions as conditions  # noqa: E402
 
 
 def _existing(folder: Path, cfg) -> dict | None:

@@ -57,6 +57,7 @@ class Setup:
     base_id: str = "scratch"
     head_reinitialised: str | None = None
     notes: list[str] = field(default_factory=list)
+    downsample: float = 1.0  # shrink factor used when there is no target pixel size (recorded as input_downsample)
 
 
 # --------------------------------------------------------------------------------------------------- setup
@@ -68,7 +69,18 @@ def _load_base(ref: str):
     return load_model(ref)
 
 
-def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: list[str]) -> float | None:
+def effective_downsample(config: TrainConfig, base_meta) -> float:
+    """``config.downsample``, or when unset the base's recorded ``input_downsample`` (a base that learnt at half
+    resolution is fine-tuned at half resolution, and so is its result scored and used), else 1."""
+    if config.downsample is not None:
+        return float(config.downsample)
+    if base_meta is not None and config.strategy != "scratch":
+        return float(getattr(base_meta, "input_downsample", 1.0) or 1.0)
+    return 1.0
+
+
+def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: list[str],
+                       downsample: float = 1.0) -> float | None:
     """The pixel size the model will work at (see TrainConfig.target_pixel_size_nm)."""
     if config.target_pixel_size_nm:
         return float(config.target_pixel_size_nm)
@@ -83,12 +95,12 @@ def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: lis
         notes.append(f"images are at {np.median(data_px):g} nm/px, the base at {base_px:g} nm/px ({ratio:.3g}x): "
                      "too far apart to resample; training at the images' own scale")
     if data_px and raw.calibrated:
-        return float(np.median(data_px)) * config.downsample
+        return float(np.median(data_px)) * downsample
     if base_px:
         notes.append("the images carry no pixel size: trained at their own scale and saved without a pixel size; "
                      "give --pixel-size-nm so the model knows its scale")
-    elif config.downsample != 1:
-        notes.append(f"the images carry no pixel size: shrunk {config.downsample:g}x for training; the model records "
+    elif downsample != 1:
+        notes.append(f"the images carry no pixel size: shrunk {downsample:g}x for training; the model records "
                      "it and shrinks new images alike (give --pixel-size-nm to calibrate instead)")
     return None
 
@@ -105,10 +117,17 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     raw = D.read_set(config.images, config.masks, config.annotations, pixel_size_nm=config.pixel_size_nm,
                      labelled=seg)
     notes += raw.warnings
-    target = _choose_pixel_size(config, raw, base_meta, notes)
+    downsample = effective_downsample(config, base_meta)
+    target = _choose_pixel_size(config, raw, base_meta, notes, downsample)
     norm = base_meta.norm if base_meta is not None else Normalization()
-    samples = D.prepare(raw, target, norm, downsample=config.downsample)
-    train, val, split = D.split_by_image(samples, config.val_fraction, config.seed, config.val_names)
+    samples = D.prepare(raw, target, norm, downsample=downsample)
+    if config.validation == "regions" and not config.val_names and config.val_fraction > 0:
+        train, val, split = D.split_by_region(samples, config.val_fraction, config.seed)
+    elif config.validation == "none" and not config.val_names:
+        train, val, split = list(samples), [], ("no validation (validation none): every labelled pixel trains for the "
+                                                "whole schedule; the epoch with the lowest training loss is kept")
+    else:
+        train, val, split = D.split_by_image(samples, config.val_fraction, config.seed, config.val_names)
 
     if seg:
         class_names = list(config.class_names or raw.class_names)
@@ -148,7 +167,8 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     tile = D.effective_tile(train, config.tile_size, new_spec.stride)
     return Setup(model=model, spec=new_spec, strategy=strat, train=train, val=val, split=split, raw=raw,
                  target_pixel_size_nm=target, norm=norm, tile=tile, class_names=class_names, base_meta=base_meta,
-                 base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes)
+                 base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes,
+                 downsample=downsample)
 
 
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
@@ -792,7 +812,7 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         normalization=setup.norm.to_dict(),
         tile_size=max(setup.tile, getattr(base, "tile_size", 0) or 0, 256),
         receptive_field_px=getattr(base, "receptive_field_px", None),
-        input_downsample=float(config.downsample) if setup.target_pixel_size_nm is None else 1.0,
+        input_downsample=float(setup.downsample) if setup.target_pixel_size_nm is None else 1.0,
         description=desc,
         provenance=_provenance(setup, config, record, counts, device, seconds, stop_reason),
     )
