@@ -22,9 +22,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from _common import REPO, machine, publish, timed, work_dir
+from _common import bench_module, machine, publish, timed, work_dir
 
-from bench.bench_transfer import REAL, SHORT, real_split
+from temzoo.paths import bundled_zoo_dir
+from temzoo.zoo.registry import EVIDENCE_FILE
+
+_bt = bench_module("bench_transfer")
+REAL, SHORT, real_split = _bt.REAL, _bt.SHORT, _bt.real_split
 
 REAL_CLASS = {"uo2-grain-boundaries": 1, "steel-dislocation-loops": 2}
 REAL_SHRINK = {"uo2-grain-boundaries": 2}
@@ -94,7 +98,7 @@ def main() -> None:
 
         out = Path(args.out)
         rewrite_card(out, model_id=out.name, provenance={},
-                     extra_md=transfer_md(REPO / "temzoo" / "zoo" / "transfer_evidence.json"))
+                     extra_md=transfer_md(EVIDENCE_FILE))
         print(f"card of {out} re-rendered")
         return
 
@@ -107,7 +111,7 @@ def main() -> None:
     short = SHORT.get(args.hold_out, "none")
     with timed("build the training set", log):
         folder, summary = build_set(work, args.hold_out, args.per_family, args.cache or str(work / "cache"))
-    init = "scratch" if args.hold_out == "sim" else str(REPO / "zoo" / "tem-denoise")
+    init = "scratch" if args.hold_out == "sim" else str(bundled_zoo_dir() / "tem-denoise")
     saw = ", ".join(f"{k} ({v if isinstance(v, int) else sum(v.values())} images)" for k, v in summary.items())
     held = "nothing held out" if args.hold_out == "none" else f"held out: {args.hold_out} (no image of it seen)"
     desc = (f"Generalist TEM base: multi-class pretraining on {saw}; {held}. A base for fine-tuning (its head has one "
@@ -139,7 +143,7 @@ def main() -> None:
         "recipe_seconds": log,
     }
     publish(result, out, provenance=provenance, eval_json={"validation": prov.get("metrics"), "seconds": log},
-            extra_md=transfer_md(REPO / "temzoo" / "zoo" / "transfer_evidence.json"))
+            extra_md=transfer_md(EVIDENCE_FILE))
     print(json.dumps({"out": str(out), "epochs": prov.get("epochs_run"), "val": prov.get("metrics"), "seconds": log}))
 
 
