@@ -51,12 +51,6 @@ SAW = {"hrtem-nanoparticle": {"sim"}, "tem-denoise": {"sim"}, "uo2-grain-boundar
 QUICK_SIM_CONDITIONS = [(30.0, -10.0), (300.0, -10.0)]
 
 
-def repo() -> Path:
-    import temzoo
-
-    return Path(temzoo.__file__).resolve().parents[1]
-
-
 # ------------------------------------------------------------------------------------------------- data
 def real_split(task: str) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     """(pool, test) image/mask pairs of a shared labelled set; test = the last ``N_TEST`` by name."""
@@ -65,11 +59,10 @@ def real_split(task: str) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Pat
     shared = shared_data_dir()
     if shared is None:
         raise SystemExit("error: ../shared/data is absent; the benchmark needs the labelled sets")
+    from temzoo.labelled import split_last
+
     src = shared / "labeled" / task
-    imgs = sorted((src / "images").iterdir(), key=lambda p: (len(p.stem), p.stem))
-    masks = {p.stem: p for p in (src / "masks").iterdir()}
-    pairs = [(p, masks[p.stem]) for p in imgs if p.stem in masks]
-    return pairs[:-N_TEST], pairs[-N_TEST:]
+    return split_last(src / "images", src / "masks", N_TEST)
 
 
 def sim_conditions(quick: bool) -> list[tuple[float, float]]:
@@ -126,7 +119,9 @@ def base_folder(base: str, target: str, generalist_dir: Path) -> str | None:
         return str(d)
     if target in SAW.get(base, ()):
         return None
-    d = repo() / "zoo" / base
+    from temzoo.paths import bundled_zoo_dir
+
+    d = bundled_zoo_dir() / base
     if not d.is_dir():
         raise SystemExit(f"error: unknown base {base!r}: not scratch, generalist or a bundled zoo folder")
     return str(d)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from bench import bench_transfer as bt
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_each_seed_draws_its_own_nested_images():
@@ -18,7 +21,7 @@ def test_each_seed_draws_its_own_nested_images():
 def test_a_base_never_sees_its_target(tmp_path):
     assert bt.base_folder("hrtem-nanoparticle", "sim", tmp_path) is None  # trained on simulated HRTEM: skipped
     assert bt.base_folder("uo2-grain-boundaries", "uo2-grain-boundaries", tmp_path) is None
-    assert bt.base_folder("uo2-grain-boundaries", "sim", tmp_path).endswith("zoo/uo2-grain-boundaries")
+    assert bt.base_folder("uo2-grain-boundaries", "sim", tmp_path).endswith("zoo/bundled/uo2-grain-boundaries")
     (tmp_path / "generalist-minus-steel").mkdir()
     (tmp_path / "generalist-minus-steel" / "model.safetensors").write_bytes(b"")
     assert bt.base_folder("generalist", "steel-dislocation-loops", tmp_path).endswith("generalist-minus-steel")
@@ -33,7 +36,7 @@ def test_one_tiny_run_end_to_end(shared_data, tmp_path):
     args = ["--targets", "steel-dislocation-loops", "--sizes", "1", "--seeds", "0", "--bases", "scratch",
             "--minutes", "0.02", "--work", str(tmp_path / "w"), "--evidence", str(ev)]
     out = subprocess.run([sys.executable, "-m", "bench.bench_transfer", *args], capture_output=True, text=True,
-                         timeout=300, cwd=bt.repo())  # from a checkout, no sys.path edits
+                         timeout=300, cwd=REPO)  # from a checkout, no sys.path edits
     assert out.returncode == 0, out.stderr
     assert "| steel-dislocation-loops | regions | scratch | 0." in out.stdout
     runs = json.loads((tmp_path / "w" / "bench_transfer.json").read_text())["runs"]
@@ -44,6 +47,6 @@ def test_one_tiny_run_end_to_end(shared_data, tmp_path):
     e = json.loads(ev.read_text())
     assert e["targets"]["steel-dislocation-loops"]["results"]["1"]["winner"] == "scratch"
     again = subprocess.run([sys.executable, "-m", "bench.bench_transfer", *args], capture_output=True, text=True,
-                           timeout=300, cwd=bt.repo())
+                           timeout=300, cwd=REPO)
     assert "seed=0" not in again.stdout and "| steel-dislocation-loops | regions | scratch | 0." in again.stdout
     assert "seed=0" in out.stdout  # the finished run is reused, not repeated

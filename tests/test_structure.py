@@ -11,7 +11,6 @@ MAX_FUNCTION_LINES = 80
 # Functions still being split (issue #15); each may only shrink, and the list only lose entries.
 LONG_FUNCTIONS: dict[str, int] = {
     "temzoo/zoo/cards.py:render_card": 128,
-    "temzoo/train/data.py:read_set": 123,
     "temzoo/explain.py:explain": 83,
 }
 

@@ -54,19 +54,19 @@ def split_folders(task: str, work: Path, n_test: int) -> tuple[Path, Path, Path,
     shared = shared_data_dir()
     if shared is None:
         raise SystemExit("error: ../shared/data is absent; the recipe needs the labelled set")
+    from temzoo.labelled import split_last
+
     src = shared / "labeled" / task
-    imgs = sorted((src / "images").iterdir(), key=lambda p: (len(p.stem), p.stem))
-    masks = {p.stem: p for p in (src / "masks").iterdir()}
-    test = imgs[-n_test:]
+    pool, test = split_last(src / "images", src / "masks", n_test)
     dirs = [work / "train" / "images", work / "train" / "masks", work / "test" / "images", work / "test" / "masks"]
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    for p in imgs:
-        i, m = (dirs[2], dirs[3]) if p in test else (dirs[0], dirs[1])
-        (i / p.name).symlink_to(p)
-        (m / masks[p.stem].name).symlink_to(masks[p.stem])
-    return (*dirs, [p.stem for p in test])
+    for (i, m), pairs in (((dirs[0], dirs[1]), pool), ((dirs[2], dirs[3]), test)):
+        for img, mask in pairs:
+            (i / img.name).symlink_to(img)
+            (m / mask.name).symlink_to(mask)
+    return (*dirs, [img.stem for img, _ in test])
 
 
 def main() -> None:

@@ -64,17 +64,18 @@ def real_data(task: str, work: Path, n_test: int = 4) -> tuple[list[tuple[Path, 
     shared = shared_data_dir()
     if shared is None:
         raise SystemExit("error: ../shared/data is absent")
+    from temzoo.labelled import split_last
+
     src = shared / "labeled" / task
-    imgs = sorted((src / "images").iterdir(), key=lambda p: (len(p.stem), p.stem))
-    masks = {p.stem: p for p in (src / "masks").iterdir()}
+    pool, test = split_last(src / "images", src / "masks", n_test)
     ti, tm = work / f"{task}_test" / "images", work / f"{task}_test" / "masks"
     for d in (ti, tm):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    for p in imgs[-n_test:]:
-        (ti / p.name).symlink_to(p)
-        (tm / masks[p.stem].name).symlink_to(masks[p.stem])
-    return [(p, masks[p.stem]) for p in imgs[:-n_test]], [ti.parent]
+    for img, mask in test:
+        (ti / img.name).symlink_to(img)
+        (tm / mask.name).symlink_to(mask)
+    return pool, [ti.parent]
 
 
 def one_run(work: Path, dataset: str, pairs, tests: list[Path], base: str, n: int, seed: int,

@@ -68,10 +68,10 @@ def auto_base(images: str, masks: str, pixel_size_nm: float | None):
     from pathlib import Path
 
     from temzoo.errors import TemzooError
-    from temzoo.train import data as D
+    from temzoo.labelled import sidecar_pixel_sizes, unlabelled_images
     from temzoo.zoo.registry import recommend_base
 
-    files = [p for p in D._image_files(Path(images)) if not D._looks_like_mask(p.stem)]
+    files = unlabelled_images(Path(images))
     px = pixel_size_nm
     if px is None and files:
         try:
@@ -81,7 +81,7 @@ def auto_base(images: str, masks: str, pixel_size_nm: float | None):
             px = mg.pixel_size_nm if mg.calibrated else None
         except TemzooError:
             px = None  # the training itself reports unreadable images
-        px = px or D._sidecar_pixel_sizes(Path(images)).get(files[0].stem)
+        px = px or sidecar_pixel_sizes(images).get(files[0].stem)
     m = Path(masks)
     n = len([p for p in m.iterdir() if p.suffix.lower() in D.MASK_SUFFIXES]) if m.is_dir() else None
     return recommend_base(px, n or len(files) or None)
