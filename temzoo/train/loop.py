@@ -24,6 +24,7 @@ import torch
 
 from temzoo.device import cpu_bf16_native
 from temzoo.errors import JobError, TemzooError
+from temzoo.metrics import PixelCounts, pixel_counts
 from temzoo.preprocess import Normalization
 from temzoo.train import data as D
 from temzoo.train.augment import augment_batch, poisson_noise, random_dihedral, random_doses
@@ -207,13 +208,6 @@ def make_loss(config: TrainConfig, n_out: int) -> Callable[[torch.Tensor, torch.
     return loss
 
 
-def pixel_scores(tp: int, fp: int, fn: int) -> tuple[float, float]:
-    """Pooled pixel F1 and IoU (1.0 when there is nothing to find and nothing was found)."""
-    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0
-    iou = tp / (tp + fp + fn) if (tp + fp + fn) else 1.0
-    return float(f1), float(iou)
-
-
 def _forward(model, x: torch.Tensor, device: torch.device, amp: bool, in_channels: int,
              channels_last: bool = True) -> torch.Tensor:
     if in_channels > 1 and x.shape[1] == 1:
@@ -255,7 +249,7 @@ def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainCo
     model.eval()
     stride, inc = setup_spec.stride, setup_spec.in_channels
     losses, weights = [], []
-    tp = fp = fn = 0
+    counts = PixelCounts()
     se = 0.0
     n_px = 0
     g = torch.Generator().manual_seed(12345)  # fixed noise: validation scores comparable across epochs
@@ -275,18 +269,7 @@ def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainCo
             lt = torch.from_numpy(logits)[None]
             y = torch.from_numpy(s.mask.astype(np.int64))[None, None]
             losses.append(float(loss_fn(lt, y)))
-            if logits.shape[0] == 1:
-                pred = logits[0] > 0
-                gt = s.mask > 0
-                tp += int(np.sum(pred & gt))
-                fp += int(np.sum(pred & ~gt))
-                fn += int(np.sum(~pred & gt))
-            else:
-                pred = logits.argmax(0)
-                for c in range(1, logits.shape[0]):
-                    tp += int(np.sum((pred == c) & (s.mask == c)))
-                    fp += int(np.sum((pred == c) & (s.mask != c)))
-                    fn += int(np.sum((pred != c) & (s.mask == c)))
+            counts = counts + _val_counts(logits, s.mask)
         weights.append(s.image.size)
     if was_training:
         model.train()
@@ -296,8 +279,20 @@ def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainCo
         # Clean images are standardised (variance 1), so PSNR is taken against a peak-to-peak of ~ 2*3 sd.
         return {"val_loss": val_loss, "val_f1": None, "val_iou": None,
                 "val_psnr": float(10 * math.log10(36.0 / max(mse, 1e-12)))}
-    f1, iou = pixel_scores(tp, fp, fn)
-    return {"val_loss": val_loss, "val_f1": f1, "val_iou": iou}
+    scores = counts.scores()
+    return {"val_loss": val_loss, "val_f1": scores["f1"], "val_iou": scores["iou"]}
+
+
+def _val_counts(logits: np.ndarray, mask: np.ndarray) -> PixelCounts:
+    """Pixel counts as ``evaluate`` takes them (:func:`temzoo.metrics.pixel_counts`, probability at 0.5); a
+    multi-class net is counted per foreground class and pooled."""
+    if logits.shape[0] == 1:
+        return pixel_counts(1.0 / (1.0 + np.exp(-logits[0])), mask)
+    pred = logits.argmax(0)
+    total = PixelCounts()
+    for c in range(1, logits.shape[0]):
+        total = total + pixel_counts((pred == c).astype(np.float32), mask == c)
+    return total
 
 
 # ------------------------------------------------------------------------------------------------ the loop
@@ -844,4 +839,4 @@ def _card(meta, spec, model, name: str) -> str:
 
 
 __all__ = ["Budget", "Run", "Setup", "TileBatches", "TrainState", "build_setup", "evaluate_samples", "make_loss",
-           "pixel_scores", "predict_logits", "selection_score", "train", "train_epoch", "validate"]
+           "predict_logits", "selection_score", "train", "train_epoch", "validate"]
