@@ -75,9 +75,16 @@ def effective_downsample(config: TrainConfig, base_meta) -> float:
     resolution is fine-tuned at half resolution, and so is its result scored and used), else 1."""
     if config.downsample is not None:
         return float(config.downsample)
-    if base_meta is not None and config.strategy != "scratch":
+    if base_meta is not None and _uses_base(config):
         return float(getattr(base_meta, "input_downsample", 1.0) or 1.0)
     return 1.0
+
+
+def _uses_base(config: TrainConfig) -> bool:
+    """The strategy starts from the base's weights (not only its architecture)."""
+    from temzoo.train.strategies import get_strategy
+
+    return get_strategy(config.strategy).uses_base_weights
 
 
 def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: list[str],
@@ -86,7 +93,7 @@ def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: lis
     if config.target_pixel_size_nm:
         return float(config.target_pixel_size_nm)
     data_px = [p for p in raw.pixel_sizes if p]
-    base_px = getattr(base_meta, "pixel_size_nm", None) if config.strategy != "scratch" else None
+    base_px = getattr(base_meta, "pixel_size_nm", None) if _uses_base(config) else None
     if base_px and data_px and raw.calibrated:
         ratio = float(np.median(data_px)) / base_px
         if 0.25 <= ratio <= 4:
@@ -141,7 +148,7 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     model = new_spec.build()
     pretrained: set[str] = set()
     head_note = None
-    if ck is not None and config.strategy != "scratch":
+    if ck is not None and _uses_base(config):
         base_task = getattr(base_meta, "task", "segmentation")
         reinit_head = spec.classes != out_classes or base_task != config.task
         if reinit_head:
@@ -175,7 +182,7 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
     """A segmentation base kept whole (same classes, head not reinitialised) can be scored before training."""
     base_task = getattr(setup.base_meta, "task", None)
-    return (config.task == "segmentation" and base_task == "segmentation" and config.strategy != "scratch"
+    return (config.task == "segmentation" and base_task == "segmentation" and _uses_base(config)
             and not setup.head_reinitialised and bool(setup.val))
 
 
@@ -759,13 +766,13 @@ def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, d
 
     base_prov = dict(getattr(setup.base_meta, "provenance", {}) or {})
     lineage = list(base_prov.get("lineage") or [])
-    if setup.base_meta is not None and config.strategy != "scratch":
+    if setup.base_meta is not None and _uses_base(config):
         lineage.append({"model": setup.base_id, "task": setup.base_meta.task,
                         "strategy": base_prov.get("strategy"), "data_hash": base_prov.get("data_hash")})
     metrics = {k: record[k] for k in ("val_f1", "val_iou", "val_loss", "val_psnr") if record.get(k) is not None}
     metrics = {k.removeprefix("val_"): round(float(v), 5) for k, v in metrics.items()}
     return {
-        "base_model": None if config.strategy == "scratch" else setup.base_id,
+        "base_model": None if not _uses_base(config) else setup.base_id,
         "strategy": config.strategy,
         "task": config.task,
         "training_data": setup.raw.description,

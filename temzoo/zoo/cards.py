@@ -205,10 +205,22 @@ def _card_evaluation(meta: TemzooMeta, prov: dict, metrics: dict[str, float], ev
     cites = prov.get("citation") or [CITATIONS.get(task, CITATIONS["segmentation"]), CITATIONS["unet"]]
     if isinstance(cites, str):
         cites = [cites]
-    if str(prov.get("strategy") or "") in ("l2", "l2sp", "gradual"):
-        cites = [*cites, CITATIONS["l2"]]
+    cited = _strategy_citation(str(prov.get("strategy") or ""))
+    if cited:
+        cites = [*cites, CITATIONS[cited]]
     lines += [f"- {c}" for c in cites]
     return lines
+
+
+def _strategy_citation(name: str) -> str | None:
+    """The CITATIONS key the registered strategy ``name`` cites (None for none or an unknown name)."""
+    from temzoo.errors import TemzooError
+    from temzoo.train.strategies import get_strategy
+
+    try:
+        return get_strategy(name).citation if name else None
+    except TemzooError:
+        return None
 
 
 def card_data(text: str) -> dict:
