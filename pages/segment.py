@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from temzoo import metrics as tzm
+from temzoo import figures
 from temzoo.errors import TemzooError
 from temzoo.export import mime
 from temzoo.explain import Band, BandImportance, receptive_field, receptive_field_vs_lattice
@@ -115,12 +116,12 @@ with st.expander("Feature importance", expanded=True):
             seg.cached(ekey, _explain)
         except TemzooError as err:
             st.error(str(err))
-    expl = seg._cache().get(ekey)
+    expl = seg.cached_value(ekey)
 
 # ------------------------------------------------------------------------------------------------------------ maps
 conf_maps = ["confidence", "entropy"] + [k for k in pred.maps if k != "entropy"]
 view = st.radio("Uncertainty map", conf_maps, horizontal=True, key="seg_conf_view")
-fig = seg.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view)
+fig = figures.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view)
 st.plotly_chart(fig, key="seg_maps", config={"displaylogo": False})
 if expl is not None:
     what = ("red/blue: raises/lowers the region's foreground score" if expl.method in
@@ -150,15 +151,15 @@ with t1:
     st.dataframe(table, hide_index=True, height=300, key="seg_table")
 with t2:
     col = "equivalent_diameter_nm" if pred.pixel_size_nm else "area_px"
-    st.plotly_chart(seg.histogram(table[col], "Sizes", "equivalent diameter (nm)" if pred.pixel_size_nm
+    st.plotly_chart(figures.histogram(table[col], "Sizes", "equivalent diameter (nm)" if pred.pixel_size_nm
                                   else "area (px)"), key="seg_hist_size")
     sample = pred.confidence.ravel()[:: max(1, pred.confidence.size // 200_000)]
-    st.plotly_chart(seg.histogram(sample, "Pixel confidence", "confidence"), key="seg_hist_conf")
+    st.plotly_chart(figures.histogram(sample, "Pixel confidence", "confidence"), key="seg_hist_conf")
 
 if expl is not None and expl.method == "fourier":
     bd = expl.info["bands"]
     bi = BandImportance([Band(**b) for b in bd["bands"]], bd["unit"], bd["pixel_size"], bd["seconds"])
-    st.plotly_chart(seg.bands_figure(bi), key="seg_bands")
+    st.plotly_chart(figures.bands_figure(bi), key="seg_bands")
 
 # ------------------------------------------------------------------------------------------------------- downloads
 st.subheader("Downloads")
@@ -202,7 +203,7 @@ if truth is not None:
         for col, k in zip(s, ["f1", "iou", "precision", "recall", "object_f1", "count_error", "ece"]):
             col.metric(k, f"{sup[k]:.3f}")
         r1, r2 = st.columns(2)
-        r1.plotly_chart(seg.reliability_figure(rel), key="seg_reliability")
+        r1.plotly_chart(figures.reliability_figure(rel), key="seg_reliability")
         with r2:
             t = seg.cached(("temperature", pkey, name), lambda: fit_temperature(pred.probability, mask))
             rel_t = reliability(apply_temperature(pred.probability, t), mask)
