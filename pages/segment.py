@@ -141,7 +141,7 @@ m[5].metric("Median diameter", f"{md:.3g} {unit}" if md is not None else "-")
 peaks = domain.stats.get("spectrum_peaks") or []
 spacing = peaks[0] if (peaks and pred.resampled_to_nm) else None
 st.caption(f"{pred.model_id}: {pred.seconds:.2f} s on {pred.info.get('device', 'cpu')}, "
-           f"{pred.info.get('tiles', 1)} tile(s); {seg.scale_line(pred)}. "
+           f"{pred.info.get('tiles', 1)} tile(s); {seg.scale_line(pred)}. " + seg.domain_line(domain)
            + receptive_field_vs_lattice(seg.cached(("rf", model_ref), lambda: receptive_field(ck)), spacing))
 
 table = seg.cached(("table", pkey), lambda: tzm.particle_table(pred.mask, pred.confidence, pred.pixel_size_nm))

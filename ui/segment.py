@@ -115,6 +115,14 @@ def scale_line(pred) -> str:
     return f"{how}; no pixel size (give it on the Load page for sizes in nm)"
 
 
+def domain_line(domain) -> str:
+    """The domain-shift score in words (temzoo.ood), or why there is none."""
+    if domain.ood_score is None:
+        return "No domain-shift reference in this model's temzoo.json. "
+    verdict = "unlike its training images" if domain.ood_score > domain.ood_threshold else "like its training images"
+    return f"Domain-shift score {domain.ood_score:.2f} (warns above {domain.ood_threshold:.2f}): {verdict}. "
+
+
 # --------------------------------------------------------------------------------------------------------- figures
 def _lut(name: str) -> np.ndarray:
     from plotly.colors import sample_colorscale

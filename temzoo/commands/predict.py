@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from temzoo.errors import TemzooError
     from temzoo.io import read_micrograph
     from temzoo.export import export_prediction
+    from temzoo.metrics import domain_shift
     from temzoo.predict import PredictOptions, predict
     from temzoo.zoo import load_model
 
@@ -57,11 +58,14 @@ def run(args: argparse.Namespace) -> int:
 
         explanation = explain(ck, mg, args.explain, frame=args.frame, prediction=pred,
                               options=None if args.device == "auto" else _explain_opts(args.device))
+    domain = domain_shift(ck, mg, args.frame)
+    extra = {"domain_shift": {"score": domain.ood_score, "threshold": domain.ood_threshold,
+                              "warnings": domain.warnings}}
     try:
-        bundle = export_prediction(out, pred, mg, args.frame, explanation=explanation)
+        bundle = export_prediction(out, pred, mg, args.frame, explanation=explanation, extra=extra)
     except OSError as err:
         raise TemzooError(f"could not write to {out}: {err.strerror or err}; check the folder and free space") from None
-    for line in pred.warnings:
+    for line in dict.fromkeys(pred.warnings + domain.warnings):
         sys.stderr.write(f"warning: {line}\n")
     print(f"{len(bundle.table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
           f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out / bundle.name}_*")

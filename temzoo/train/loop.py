@@ -661,6 +661,7 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         provenance=_provenance(setup, config, record, counts, device, seconds, stop_reason),
     )
     model = copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format).eval()
+    meta.provenance["ood"] = _ood_reference(model, setup)
     card = _card(meta, setup.spec, model, folder.name)
     if metrics_path is None:
         return save_checkpoint(model, folder, meta, card)
@@ -677,6 +678,17 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         return atomic_dir(folder, fill)
     except OSError as err:
         raise TemzooError(f"could not write the result to {folder}: {err.strerror or err}") from None
+
+
+def _ood_reference(model, setup: Setup) -> dict | None:
+    """The domain-shift reference (temzoo.ood) of the training images, threshold from training + validation."""
+    from temzoo.ood import fit_reference
+
+    train = [s.image for s in setup.train]
+    if not train:
+        return None
+    return fit_reference(model, train, [s.image for s in setup.val],
+                         source=f"training: {len(train)} train / {len(setup.val)} validation images").to_dict()
 
 
 def _card(meta, spec, model, name: str) -> str:
