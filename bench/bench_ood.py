@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts" / "recipes"))
 
 MODELS = ("hrtem-nanoparticle", "tem-denoise", "uo2-grain-boundaries", "steel-dislocation-loops")
 STEEL_NM = 0.39  # the steel set's field of view (200 nm over 512 px); not stored in the files
@@ -38,9 +36,9 @@ NEAR = {"hrtem-nanoparticle": ("JEOL HAADF Image",), "steel-dislocation-loops": 
 
 def _simulate(work: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """hrtem-nanoparticle's data re-made with its recipe's generator (exit waves cached in ``work``)."""
-    from hrtem_nanoparticle import TEST_SEED, conditions
-
     from temzoo.simulate import SimulationConfig, generate
+    from temzoo.simulate.dataset import TEST_SEED
+    from temzoo.simulate.dataset import sim_test_conditions as conditions
 
     cache = str(work / "cache")
     train = work / "train"
@@ -65,7 +63,9 @@ def _read(path: Path, px: float | None = None):
 
 def in_domain(model_id: str, shared: Path, work: Path) -> dict[str, list[tuple[str, object]]]:
     """{"train": [...], "val": [...], "test": [...]} of (name, Micrograph) for one bundled model."""
-    meta = json.loads((REPO / "zoo" / model_id / "temzoo.json").read_text())
+    from temzoo.paths import bundled_zoo_dir
+
+    meta = json.loads((bundled_zoo_dir() / model_id / "temzoo.json").read_text())
     prov = meta["provenance"]
     train_n, val_n = set(prov["train_images"]), set(prov["val_images"])
     out: dict[str, list] = {"train": [], "val": [], "test": []}
@@ -158,10 +158,8 @@ def _kind(model_id: str, name: str, own: dict[str, str]) -> str:
 
 
 def main() -> None:
-    from _common import machine
-
     from temzoo.ood import fit_reference, score_prepared
-    from temzoo.paths import home, shared_data_dir
+    from temzoo.paths import bundled_zoo_dir, home, shared_data_dir
     from temzoo.zoo import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,7 +177,7 @@ def main() -> None:
     print(f"{len(micrographs)} shared micrographs ({time.perf_counter() - t0:.0f} s)", flush=True)
     results: dict[str, dict] = {}
     for model_id in MODELS:
-        ck = load_model(str(REPO / "zoo" / model_id))
+        ck = load_model(str(bundled_zoo_dir() / model_id))
         sets = in_domain(model_id, shared, work)
         prep = {k: [(n, _prepared(ck, mg)) for n, mg in v] for k, v in sets.items()}
         ref = fit_reference(ck.model, [x for _, x in prep["train"] if x is not None],
@@ -187,7 +185,7 @@ def main() -> None:
                             source="bench/bench_ood.py: " + ", ".join(f"{len(v)} {k}" for k, v in prep.items()))
         ck.meta.provenance["ood"] = ref.to_dict()
         if args.write_zoo:
-            path = REPO / "zoo" / model_id / "temzoo.json"
+            path = bundled_zoo_dir() / model_id / "temzoo.json"
             doc = json.loads(path.read_text())
             doc["provenance"]["ood"] = ref.to_dict()
             path.write_text(json.dumps(doc, indent=2) + "\n")
@@ -214,6 +212,16 @@ def main() -> None:
     Path(args.out).write_text(render(results, micrographs, seconds, machine()))
     (work / "bench_ood.json").write_text(json.dumps(results, indent=1, default=float))
     print(f"wrote {args.out} ({seconds:.0f} s)")
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    import torch
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared), torch "
+            f"{torch.__version__}, CPU")
 
 
 def render(results: dict, micrographs: list, seconds: float, machine_line: str) -> str:

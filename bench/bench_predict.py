@@ -14,9 +14,7 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _one(size: int, device: str, tta: bool, explain: bool) -> dict:
@@ -25,7 +23,6 @@ def _one(size: int, device: str, tta: bool, explain: bool) -> dict:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(REPO))
     from temzoo.predict import PredictOptions, predict, runtime_model
     from temzoo.types import Micrograph
     from temzoo.zoo.checkpoint import Checkpoint, ModelSpec, TemzooMeta

@@ -9,12 +9,9 @@ teaching page's interactive budget); a cached field load well under the multisli
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 
 def main() -> None:

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 VARIANTS = (("fp32, NCHW (baseline)", False, False), ("fp32, channels-last", True, False),
             ("bf16 autocast, channels-last", True, True))

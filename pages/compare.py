@@ -25,7 +25,7 @@ root = session.session_dir()
 
 with st.expander("New comparison", expanded=not comparison.list_comparisons(root)):
     folder, set_px = uj.set_picker("cmp")
-    base = uj.base_picker("cmp", set_px)
+    base = uj.base_picker("cmp", set_px, folder)
     strategies = uj.strategy_picker("cmp", multi=True)
     sizes = st.multiselect("Labelled training images per run", [1, 2, 4, 8, 16], default=[1, 2, 4], key="cmp_sizes",
                            help="Each size trains every strategy on that many images (validation images stay fixed).")

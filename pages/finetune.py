@@ -27,7 +27,7 @@ left, right = st.columns([1, 2], gap="large")
 
 with left:
     folder, set_px = uj.set_picker("ft")
-    base = uj.base_picker("ft", set_px)
+    base = uj.base_picker("ft", set_px, folder)
     strategy = uj.strategy_picker("ft")
     opts = uj.budget_inputs("ft")
     opts["pixel_size_nm"] = opts["pixel_size_nm"] or set_px

@@ -452,8 +452,8 @@ class DomainCheck:
     pixel_size_ratio: float | None
     stats: dict
     training_stats: dict | None
-    ood_score: float | None = None  # temzoo.ood score (None: the model has no reference in its temzoo.json)
-    ood_threshold: float | None = None
+    score: float | None = None  # temzoo.ood score (None: the model has no reference in its temzoo.json)
+    threshold: float | None = None  # the score above which the warning fires (from training/validation images)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -500,29 +500,6 @@ def domain_shift(checkpoint, micrograph, frame: int = 0) -> DomainCheck:
 
 
 # ------------------------------------------------------------------------------------------------ folder evaluation
-def match_pairs(images_dir, masks_dir) -> list[tuple]:
-    """(image, mask) paths matched by file stem; unmatched images are an error naming them."""
-    from pathlib import Path
-
-    from temzoo.io import SUPPORTED_EXTENSIONS
-    from temzoo.io.masks import MASK_SUFFIXES
-
-    idir, mdir = Path(images_dir), Path(masks_dir)
-    for d, what in ((idir, "images"), (mdir, "masks")):
-        if not d.is_dir():
-            raise DataError(f"{what} folder {d} does not exist; give a folder of {what}")
-    exts = {e.lower() for e in SUPPORTED_EXTENSIONS}
-    images = sorted(p for p in idir.iterdir() if p.is_file() and p.suffix.lower() in exts)
-    masks = {p.stem: p for p in sorted(mdir.iterdir()) if p.is_file() and p.suffix.lower() in MASK_SUFFIXES}
-    if not images:
-        raise DataError(f"no images in {idir} (looked for {', '.join(sorted(exts))})")
-    missing = [p.name for p in images if p.stem not in masks]
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(f"no mask with the same file stem in {mdir} for: {shown}; masks are matched by file name")
-    return [(p, masks[p.stem]) for p in images]
-
-
 def evaluate_folders(checkpoint, images_dir, masks_dir, pixel_size_nm: float | None = None, options=None,
                      threshold: float = 0.5, progress=None) -> dict:
     """Pooled metrics of ``checkpoint`` over an image/mask folder pair (pixel counts and objects summed over images).
@@ -531,14 +508,14 @@ def evaluate_folders(checkpoint, images_dir, masks_dir, pixel_size_nm: float | N
     """
     from temzoo.confidence import reliability
     from temzoo.io import read_micrograph
-    from temzoo.io.masks import read_mask
+    from temzoo.labelled import find_pairs, read_label
     from temzoo.predict import PredictOptions, predict
 
     if pixel_size_nm is not None and not pixel_size_nm > 0:
         raise DataError(f"--pixel-size-nm must be > 0, got {pixel_size_nm}")
     opts = options or PredictOptions(threshold=threshold)
     kind = class_kind(checkpoint.meta)
-    pairs = match_pairs(images_dir, masks_dir)
+    pairs = find_pairs(images_dir, masks_dir, require_all=True).pairs
     pix, obj = PixelCounts(), ObjectCounts()
     grains = {"n_pred_grains": 0, "n_true_grains": 0, "abs_diff": 0, "pred_sizes": [], "true_sizes": []}
     n_bins = 15
@@ -552,10 +529,7 @@ def evaluate_folders(checkpoint, images_dir, masks_dir, pixel_size_nm: float | N
         if pixel_size_nm is not None:
             mg = mg.with_data(mg.data, pixel_size_nm=pixel_size_nm)
         calibrated_all = calibrated_all and mg.calibrated
-        truth = read_mask(mp)
-        if truth.shape != mg.shape:
-            raise DataError(f"mask {mp.name} is {truth.shape[1]}x{truth.shape[0]} but image {ip.name} is "
-                            f"{mg.shape[1]}x{mg.shape[0]}; masks must match their images")
+        truth = read_label(mp, mg.shape, ip.name)
         pred = predict(checkpoint, mg, opts)
         if pred.probability.ndim != 2:
             raise DataError("evaluate supports binary (one-class) models; this model has several classes")

@@ -8,9 +8,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
 def home() -> Path:
     return Path(os.environ.get("TEMZOO_HOME") or Path.home() / ".temzoo")
 
@@ -26,11 +23,12 @@ def jobs_dir() -> Path:
 
 
 def bundled_zoo_dir() -> Path:
-    """Checkpoints shipped in the repository."""
-    return REPO_ROOT / "zoo"
+    """Checkpoints shipped with the package (``temzoo/zoo/bundled/``, package data: found where temzoo is installed)."""
+    return Path(__file__).resolve().parent / "zoo" / "bundled"
 
 
 def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the checkout (real test/demo data), or ``$TEMZOO_SHARED_DATA``; None if absent."""
-    p = Path(os.environ.get("TEMZOO_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
+    """``$TEMZOO_SHARED_DATA``, else ``../shared/data`` beside the folder the app or script runs in (a checkout
+    beside the shared data); None if absent."""
+    p = Path(os.environ.get("TEMZOO_SHARED_DATA") or Path.cwd().parent / "shared" / "data")
     return p if p.is_dir() else None

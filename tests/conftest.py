@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Subprocesses (job workers, the app server, CLI runs) import this checkout's temzoo, as the editable install that
+# requirements.txt ends with makes them do for a user; the shared CI venv has no checkout installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 SHARED_DATA = Path(os.environ.get("TEMZOO_SHARED_DATA") or REPO.parent / "shared" / "data")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

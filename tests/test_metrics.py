@@ -13,7 +13,6 @@ from temzoo.metrics import (
     convex_object_count,
     domain_shift,
     evaluate_folders,
-    match_pairs,
     object_counts,
     particle_table,
     pixel_counts,
@@ -135,4 +134,4 @@ def test_evaluate_folders_on_real_labelled_images(tiny_checkpoint, shared_data, 
     assert 0 <= res["f1"] <= 1 and res["size_unit"] == "nm"
     (tmp_path / "images" / "3.png").write_bytes((src / "images" / "3.png").read_bytes())
     with pytest.raises(DataError, match="3.png"):
-        match_pairs(tmp_path / "images", tmp_path / "masks")
+        evaluate_folders(ck, tmp_path / "images", tmp_path / "masks", pixel_size_nm=0.05)

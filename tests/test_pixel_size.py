@@ -52,7 +52,7 @@ def test_predict_uncalibrated_png_sizes_in_nm(tiny_checkpoint, tmp_path, capsys)
     out = tmp_path / "o"
     assert main(["predict", str(tmp_path / "a.png"), "--model", str(tiny_checkpoint), "--out", str(out),
                  "--pixel-size-nm", "0.1"]) == 0
-    s = json.loads((out / "summary.json").read_text())
+    s = json.loads((out / "a_summary.json").read_text())
     assert s["pixel_size_nm"] == 0.1 and s["resampled_to_nm"] == 0.05
     err = capsys.readouterr().err
     assert "uncalibrated" not in err  # the given pixel size is used, not the model's assumed one

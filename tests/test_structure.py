@@ -10,9 +10,7 @@ PKG = REPO / "temzoo"
 MAX_FUNCTION_LINES = 80
 # Functions still being split (issue #15); each may only shrink, and the list only lose entries.
 LONG_FUNCTIONS: dict[str, int] = {
-    "temzoo/train/loop.py:_train": 205,
     "temzoo/zoo/cards.py:render_card": 128,
-    "temzoo/train/data.py:read_set": 123,
     "temzoo/explain.py:explain": 83,
 }
 

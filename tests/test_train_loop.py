@@ -162,13 +162,13 @@ def test_out_of_memory_halves_the_batch(disc_set, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     train(_cfg(disc_set, epochs=1, batch_size=4), tmp_path / "w")
     assert _metrics(tmp_path / "w")[0]["batch_size"] == 1
-    assert "retrying with batch size 2" in (tmp_path / "w" / "train.log").read_text()
+    assert "retrying with 2" in (tmp_path / "w" / "train.log").read_text()
 
     def always(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(L, "_step", always)
-    with pytest.raises(JobError, match="out of GPU memory even with batch size 1"):
+    with pytest.raises(JobError, match="out of memory even at batch size 1 on cpu"):
         train(_cfg(disc_set, epochs=1, batch_size=2), tmp_path / "w2")
 
 
@@ -256,3 +256,35 @@ def test_the_base_is_kept_when_no_epoch_beats_it(disc_set, tmp_path):
                  tmp_path / "w2", out=tmp_path / "ft2")
     notes = load_model(str(good)).meta.provenance["notes"]
     assert any(n.startswith("base before fine-tuning") for n in notes)
+
+
+def test_a_half_resolution_base_is_fine_tuned_and_scored_at_its_own_scale(disc_set, tmp_path):
+    """A base that records input_downsample 2 (like uo2-grain-boundaries) fine-tunes at half resolution unless told
+    otherwise, and its result records the factor, so evaluation shrinks the test images alike (issue 13)."""
+    base = train(_cfg(disc_set, epochs=1, steps_per_epoch=1, downsample=2), tmp_path / "b", out=tmp_path / "base")
+    setup = L.build_setup(_cfg(disc_set, base=str(base), strategy="full"))
+    assert setup.downsample == 2 and setup.train[0].image.shape == (32, 32)  # 64 px images at half resolution
+    out = train(_cfg(disc_set, base=str(base), strategy="full", epochs=1, steps_per_epoch=1), tmp_path / "w",
+                out=tmp_path / "ft")
+    assert load_model(str(out)).meta.input_downsample == 2
+    # an explicit factor still wins, and scratch (random weights) has no scale to inherit
+    assert L.build_setup(_cfg(disc_set, base=str(base), strategy="full", downsample=1)).train[0].image.shape == (64, 64)
+    assert L.build_setup(_cfg(disc_set, base=str(base), strategy="scratch")).downsample == 1
+
+
+def test_region_validation_trains_on_every_image(disc_set, tmp_path):
+    """validation="regions": each image gives a disjoint band to validation and the rest to training."""
+    setup = L.build_setup(_cfg(disc_set, validation="regions", val_fraction=0.25))
+    assert sorted(s.name for s in setup.train) == sorted(s.name for s in setup.val) and len(setup.train) == 4
+    for t, v in zip(setup.train, setup.val):
+        assert t.image.size + v.image.size == 64 * 64 and v.image.size == 16 * 64
+    assert "every image trains" in setup.split
+    whole = L.build_setup(_cfg(disc_set))  # today's default: one whole image of 4 validates
+    assert len(whole.train) == 3 and len(whole.val) == 1
+    none = L.build_setup(_cfg(disc_set, validation="none"))
+    assert len(none.train) == 4 and not none.val
+    out = train(_cfg(disc_set, validation="regions", epochs=1, steps_per_epoch=1), tmp_path / "w")
+    prov = load_model(str(out)).meta.provenance
+    assert len(prov["train_images"]) == 4 and prov["val_images"] == prov["train_images"]
+    with pytest.raises(Exception, match="unknown validation"):
+        _cfg(disc_set, validation="tiles").validate()

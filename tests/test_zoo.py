@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from temzoo.errors import ModelError
+from temzoo.paths import bundled_zoo_dir
 from temzoo.zoo import registry as reg
 from temzoo.zoo.sources import list_models, load_model, resolve
 
@@ -179,14 +180,14 @@ def test_bundled_cards_are_mirrored_in_model_cards():
     """Every bundled checkpoint carries a card, and model_cards/<id>.md is a copy of it."""
     checked = 0
     for e in reg.load_registry(reg.REGISTRY_FILE):
-        folder = (e.bundled_dir or REPO / "zoo") / (e.bundled or "")
+        folder = (e.bundled_dir or bundled_zoo_dir()) / (e.bundled or "")
         if not (e.bundled and (folder / "config.json").is_file()):
             continue  # not shipped yet
         card = (folder / "README.md").read_text()
         assert (REPO / "model_cards" / f"{e.id}.md").read_text() == card, "run: python -m temzoo.zoo.cards"
         checked += 1
     if not checked:
-        pytest.skip("no bundled checkpoint in zoo/ yet")
+        pytest.skip("no bundled checkpoint in temzoo/zoo/bundled/ yet")
 
 
 def test_recommended_base_follows_the_pretraining_study():

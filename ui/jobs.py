@@ -48,25 +48,27 @@ def _zoo_ids() -> list[tuple[str, str]]:
     return [(m.ref, f"{m.id} ({m.source}{', default' if m.default_base else ''})") for m in list_models(hub=False)]
 
 
-def base_picker(key: str, pixel_size_nm: float | None = None) -> str:
-    """The model to start from: a zoo entry, scratch, or a checkpoint folder path; preselects the base the
-    pretraining study recommends for images at ``pixel_size_nm`` (temzoo.zoo.registry.recommended_base)."""
-    from temzoo.zoo.registry import recommended_base
+def base_picker(key: str, pixel_size_nm: float | None = None, folder: Path | None = None) -> str:
+    """The model to start from: a zoo entry, scratch, or a checkpoint folder path; preselects the base the transfer
+    benchmark says wins for this kind of image (temzoo.zoo.registry.recommend_base) and says why in one line."""
+    from temzoo.zoo.registry import recommend_base
 
     try:
         zoo = _zoo_ids()
-        rec = recommended_base(pixel_size_nm)
+        rec = recommend_base(pixel_size_nm, len(labelset.list_pairs(folder)) if folder else None)
     except TemzooError as err:
         st.warning(f"The zoo could not be listed ({err}); give a checkpoint folder instead.")
-        zoo, rec = [], "scratch"
+        zoo, rec = [], None
     labels = {ref: label for ref, label in zoo}
     options = [ref for ref, _ in zoo] + ["scratch", OTHER]
-    index = options.index(rec) if rec in options else 0
+    want = rec.base if rec else "scratch"
+    index = options.index(want) if want in options else 0
     pick = st.selectbox("Start from", options, index=index, key=f"{key}_base",
                         format_func=lambda r: labels.get(r, "scratch (random weights)" if r == "scratch" else r),
-                        help="Preselected: the zoo's default base for images at its pixel size (HRTEM, 0.05 nm/px), "
-                             "scratch otherwise; on real bright-field sets no bundled base beat scratch "
-                             "(docs/PRETRAINING_STUDY.md).")
+                        help="Preselected: the base that won the leave-one-set-out transfer benchmark for images "
+                             "like these (bench/bench_transfer.py, docs/PRETRAINING_STUDY.md).")
+    if rec:
+        st.caption(f"Recommended: **{rec.base}**, because {rec.reason}.")
     if pick == OTHER:
         return st.text_input("Checkpoint folder", key=f"{key}_base_path").strip() or "scratch"
     return pick

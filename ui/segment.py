@@ -117,10 +117,10 @@ def scale_line(pred) -> str:
 
 def domain_line(domain) -> str:
     """The domain-shift score in words (temzoo.ood), or why there is none."""
-    if domain.ood_score is None:
+    if domain.score is None:
         return "No domain-shift reference in this model's temzoo.json. "
-    verdict = "unlike its training images" if domain.ood_score > domain.ood_threshold else "like its training images"
-    return f"Domain-shift score {domain.ood_score:.2f} (warns above {domain.ood_threshold:.2f}): {verdict}. "
+    verdict = "unlike its training images" if domain.score > domain.threshold else "like its training images"
+    return f"Domain-shift score {domain.score:.2f} (warns above {domain.threshold:.2f}): {verdict}. "
 
 
 # --------------------------------------------------------------------------------------------------------- figures

@@ -7,7 +7,7 @@
 2. simulate a held-out test set (other seed = other structures) imaged at fixed conditions: doses 30/100/300/1000 at
    -10 nm, and defocus -20/-10/0/10/20 nm at 300 e/A^2 (the same fields each time, so conditions compare directly);
 3. train from scratch with temzoo.train (validation = whole held-out fields of the training seed, for model choice);
-4. evaluate on every test condition and write the card with the measured numbers to zoo/hrtem-nanoparticle.
+4. evaluate on every test condition and write the card with the measured numbers to temzoo/zoo/bundled/hrtem-nanoparticle.
 Re-runnable: same seeds, same data; the GPU is used when present. Prints what it measured.
 """
 
@@ -18,17 +18,12 @@ import json
 import shutil
 from pathlib import Path
 
-from _common import REPO, evaluate, machine, md_table, publish, timed, work_dir
+from temzoo.paths import bundled_zoo_dir
 
-DOSES = (30.0, 100.0, 300.0, 1000.0)
-DEFOCI = (-20.0, -10.0, 0.0, 10.0, 20.0)
-TEST_SEED = 1000
+from _common import evaluate, machine, md_table, publish, timed, work_dir
 
-
-def conditions() -> list[tuple[float, float]]:
-    """(dose, defocus) pairs of the test set: a dose series at -10 nm and a defocus series at 300 e/A^2."""
-    pairs = [(d, -10.0) for d in DOSES] + [(300.0, f) for f in DEFOCI if f != -10.0]
-    return sorted(set(pairs), key=lambda p: (p[0], p[1]))
+from temzoo.simulate.dataset import TEST_SEED  # noqa: E402  (after _common puts the checkout on sys.path)
+from temzoo.simulate.dataset import sim_test_conditions as conditions  # noqa: E402
 
 
 def _existing(folder: Path, cfg) -> dict | None:
@@ -67,7 +62,7 @@ def simulate_sets(work: Path, fields: int, variants: int, test_fields: int, log:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=None, help="scratch folder (default $TEMZOO_HOME/recipes/hrtem-nanoparticle)")
-    ap.add_argument("--out", default=str(REPO / "zoo" / "hrtem-nanoparticle"))
+    ap.add_argument("--out", default=str(bundled_zoo_dir() / "hrtem-nanoparticle"))
     ap.add_argument("--fields", type=int, default=96, help="simulated fields (multislice runs) for training")
     ap.add_argument("--variants", type=int, default=12, help="defocus/dose variants per field")
     ap.add_argument("--test-fields", type=int, default=8)

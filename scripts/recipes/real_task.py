@@ -1,12 +1,12 @@
 """Recipe (c): a real-data task model fine-tuned from a pretrained zoo base, scored on images held out of training.
 
-    python scripts/recipes/real_task.py --task uo2-grain-boundaries [--base zoo/tem-denoise] [--minutes 10]
-    python scripts/recipes/real_task.py --task steel-dislocation-loops --base zoo/hrtem-nanoparticle
+    python scripts/recipes/real_task.py --task uo2-grain-boundaries [--base tem-denoise] [--minutes 10]
+    python scripts/recipes/real_task.py --task steel-dislocation-loops --base hrtem-nanoparticle
 
 The labelled set is ../shared/data/labeled/<task>. A fixed set of test images (the last ``--test`` by name) never
 enters training; the rest are split by image into train/validation inside temzoo.train (validation picks the best
 epoch). The card reports F1/IoU/object F1 on the test images, per image, with the weakest named. Output:
-zoo/<task>.
+temzoo/zoo/bundled/<task>.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import json
 import shutil
 from pathlib import Path
 
-from _common import REPO, evaluate, machine, md_table, publish, timed, work_dir
+from temzoo.paths import bundled_zoo_dir
+
+from _common import evaluate, machine, md_table, publish, timed, work_dir
 
 TASKS = {
     "uo2-grain-boundaries": {
@@ -52,25 +54,25 @@ def split_folders(task: str, work: Path, n_test: int) -> tuple[Path, Path, Path,
     shared = shared_data_dir()
     if shared is None:
         raise SystemExit("error: ../shared/data is absent; the recipe needs the labelled set")
+    from temzoo.labelled import split_last
+
     src = shared / "labeled" / task
-    imgs = sorted((src / "images").iterdir(), key=lambda p: (len(p.stem), p.stem))
-    masks = {p.stem: p for p in (src / "masks").iterdir()}
-    test = imgs[-n_test:]
+    pool, test = split_last(src / "images", src / "masks", n_test)
     dirs = [work / "train" / "images", work / "train" / "masks", work / "test" / "images", work / "test" / "masks"]
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    for p in imgs:
-        i, m = (dirs[2], dirs[3]) if p in test else (dirs[0], dirs[1])
-        (i / p.name).symlink_to(p)
-        (m / masks[p.stem].name).symlink_to(masks[p.stem])
-    return (*dirs, [p.stem for p in test])
+    for (i, m), pairs in (((dirs[0], dirs[1]), pool), ((dirs[2], dirs[3]), test)):
+        for img, mask in pairs:
+            (i / img.name).symlink_to(img)
+            (m / mask.name).symlink_to(mask)
+    return (*dirs, [img.stem for img, _ in test])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=sorted(TASKS), default="uo2-grain-boundaries")
-    ap.add_argument("--base", default=str(REPO / "zoo" / "tem-denoise"), help="zoo id or checkpoint folder")
+    ap.add_argument("--base", default=str(bundled_zoo_dir() / "tem-denoise"), help="zoo id or checkpoint folder")
     ap.add_argument("--strategy", default="full")
     ap.add_argument("--test", type=int, default=4, help="images held out for the card's test metrics")
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -78,7 +80,7 @@ def main() -> None:
                     help="budget in process CPU time on one thread (default) or wall-clock time on all threads")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--work", default=None)
-    ap.add_argument("--out", default=None, help="default zoo/<task>")
+    ap.add_argument("--out", default=None, help="default temzoo/zoo/bundled/<task>")
     args = ap.parse_args()
 
     from temzoo.train.config import TrainConfig
@@ -126,7 +128,7 @@ def main() -> None:
         "recipe": f"scripts/recipes/real_task.py --task {args.task} --base {base_name}",
         "recipe_seconds": log,
     }
-    out = Path(args.out) if args.out else REPO / "zoo" / args.task
+    out = Path(args.out) if args.out else bundled_zoo_dir() / args.task
     publish(result, out, provenance=prov, eval_json={"test": res, "seconds": log},
             extra_md="## Measured on the held-out test images\n\n"
                      f"Machine: {machine()}.\n\n" + md_table(per, ["image", "f1", "iou", "precision", "recall",

@@ -29,7 +29,9 @@ import shutil
 import time
 from pathlib import Path
 
-from _common import REPO, evaluate, machine, work_dir
+from temzoo.paths import bundled_zoo_dir
+
+from _common import evaluate, machine, work_dir
 from hrtem_nanoparticle import TEST_SEED, conditions
 
 # Per data set: settings beyond temzoo's defaults, as docs/FINETUNING.md recommends them. The real files carry no pixel
@@ -37,8 +39,8 @@ from hrtem_nanoparticle import TEST_SEED, conditions
 # resolution (the model records the factor and evaluation shrinks the test images alike).
 SETTINGS = {"uo2-grain-boundaries": {"downsample": 2.0},
             "steel-dislocation-loops": {"pixel_size_nm": 0.39}}
-BASES = {"scratch": "scratch", "hrtem-nanoparticle": str(REPO / "zoo" / "hrtem-nanoparticle"),
-         "tem-denoise": str(REPO / "zoo" / "tem-denoise")}
+BASES = {"scratch": "scratch", "hrtem-nanoparticle": str(bundled_zoo_dir() / "hrtem-nanoparticle"),
+         "tem-denoise": str(bundled_zoo_dir() / "tem-denoise")}
 
 
 def sim_data(work: Path, cache: str) -> tuple[list[tuple[Path, Path]], list[Path]]:
@@ -62,17 +64,18 @@ def real_data(task: str, work: Path, n_test: int = 4) -> tuple[list[tuple[Path, 
     shared = shared_data_dir()
     if shared is None:
         raise SystemExit("error: ../shared/data is absent")
+    from temzoo.labelled import split_last
+
     src = shared / "labeled" / task
-    imgs = sorted((src / "images").iterdir(), key=lambda p: (len(p.stem), p.stem))
-    masks = {p.stem: p for p in (src / "masks").iterdir()}
+    pool, test = split_last(src / "images", src / "masks", n_test)
     ti, tm = work / f"{task}_test" / "images", work / f"{task}_test" / "masks"
     for d in (ti, tm):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    for p in imgs[-n_test:]:
-        (ti / p.name).symlink_to(p)
-        (tm / masks[p.stem].name).symlink_to(masks[p.stem])
-    return [(p, masks[p.stem]) for p in imgs[:-n_test]], [ti.parent]
+    for img, mask in test:
+        (ti / img.name).symlink_to(img)
+        (tm / mask.name).symlink_to(mask)
+    return pool, [ti.parent]
 
 
 def one_run(work: Path, dataset: str, pairs, tests: list[Path], base: str, n: int, seed: int,

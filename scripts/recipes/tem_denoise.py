@@ -7,7 +7,7 @@ cache when ``--cache`` points at it) plus every real unlabelled micrograph in ..
 resolution STEM and in-situ bright-field TEM). temzoo.train's denoising task noises each tile at a random dose
 (2-200 counts/px, Poisson) and learns to restore it. Held out (never trained on): one real STEM image, one real
 bright-field frame and the simulated fields pinned as validation; on them the recipe measures PSNR of the noisy input
-and of the model's output at several doses, and writes the card to zoo/tem-denoise.
+and of the model's output at several doses, and writes the card to temzoo/zoo/bundled/tem-denoise.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import math
 import shutil
 from pathlib import Path
 
-from _common import REPO, machine, md_table, publish, timed, work_dir
+from temzoo.paths import bundled_zoo_dir
+
+from _common import machine, md_table, publish, timed, work_dir
 
 HELD_OUT_REAL = ("Grain_boundry_gold_512px", "Chip-4-Heat-1-Frame-1357")
 DOSES = (5.0, 20.0, 100.0)  # mean counts per pixel
@@ -94,7 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=None, help="scratch folder (default $TEMZOO_HOME/recipes/tem-denoise)")
     ap.add_argument("--cache", default=None, help="exit-wave cache (e.g. recipe a's work/cache to reuse its fields)")
-    ap.add_argument("--out", default=str(REPO / "zoo" / "tem-denoise"))
+    ap.add_argument("--out", default=str(bundled_zoo_dir() / "tem-denoise"))
     ap.add_argument("--sim", type=int, default=240, help="simulated images to generate (one clean per 4 is used)")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--device", default="auto")

@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, help="folder of micrographs (PNG, JPEG, TIFF, DM3/DM4, ...)")
     p.add_argument("--masks", required=True,
                    help="folder of masks matched by file stem (0/255 or class index), a COCO .json, or a YOLO-seg folder")
-    p.add_argument("--base", required=True, help="zoo id, checkpoint folder or Hub id to start from, or 'scratch'")
+    p.add_argument("--base", required=True,
+                   help="zoo id, checkpoint folder or Hub id to start from, 'scratch', or 'auto' (the base the "
+                        "transfer benchmark says wins for this kind of image; prints which and why)")
     p.add_argument("--strategy", required=True, choices=STRATEGIES, help="transfer-learning strategy")
     p.add_argument("--out", required=True, help="output checkpoint folder")
     adv = add_training_arguments(p)
@@ -60,9 +62,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="fraction of tiles given Poisson noise at a random dose (default 0)")
 
 
+def auto_base(images: str, masks: str, pixel_size_nm: float | None):
+    """``--base auto``: temzoo.zoo.registry.recommend_base for these images (their pixel size: the option, else the
+    first image's calibration or the Label page's labelset.json; the number of labelled images: the mask files)."""
+    from pathlib import Path
+
+    from temzoo.errors import TemzooError
+    from temzoo.labelled import sidecar_pixel_sizes, unlabelled_images
+    from temzoo.zoo.registry import recommend_base
+
+    files = unlabelled_images(Path(images))
+    px = pixel_size_nm
+    if px is None and files:
+        try:
+            from temzoo.io import read_micrograph
+
+            mg = read_micrograph(files[0])
+            px = mg.pixel_size_nm if mg.calibrated else None
+        except TemzooError:
+            px = None  # the training itself reports unreadable images
+        px = px or sidecar_pixel_sizes(images).get(files[0].stem)
+    m = Path(masks)
+    n = len([p for p in m.iterdir() if p.suffix.lower() in D.MASK_SUFFIXES]) if m.is_dir() else None
+    return recommend_base(px, n or len(files) or None)
+
+
 def config_from_args(args: argparse.Namespace):
+    import sys
+
     from temzoo.train.config import TrainConfig
 
+    if args.base == "auto":
+        rec = auto_base(args.images, args.masks, args.pixel_size_nm)
+        sys.stderr.write(f"base auto: {rec.base}, because {rec.reason}\n")
+        args.base = rec.base
+        if rec.base == "scratch" and args.strategy != "scratch":
+            args.strategy = "scratch"  # a strategy for pretrained weights means nothing without them
     kw = {"images": args.images, "masks": args.masks, "base": args.base, "strategy": args.strategy,
           **training_kwargs(args, ("loss", "val_fraction", "noise_probability"))}
     return TrainConfig(**kw).validate()

@@ -205,3 +205,16 @@ def example_exit_waves(material: str = "Au", diameter_nm: float = 4.0, *, size_p
                            n_particles=(1, 1), seed=seed, cache_dir=cache_dir)
     cfg.validate()
     return cfg, compute_exit_waves(field_spec(cfg, 0), cfg.sampling_A, cfg.energy_kv * 1e3, cache_dir=cache_dir)
+
+
+# The simulated HRTEM test set's imaging conditions (recipe a, the pretraining study and bench_transfer score on it):
+# a dose series at -10 nm and a defocus series at 300 e/A^2, 8 unseen fields of seed TEST_SEED each.
+TEST_DOSES = (30.0, 100.0, 300.0, 1000.0)
+TEST_DEFOCI = (-20.0, -10.0, 0.0, 10.0, 20.0)
+TEST_SEED = 1000
+
+
+def sim_test_conditions() -> list[tuple[float, float]]:
+    """(dose, defocus) pairs of the simulated test set."""
+    pairs = [(d, -10.0) for d in TEST_DOSES] + [(300.0, f) for f in TEST_DEFOCI if f != -10.0]
+    return sorted(set(pairs), key=lambda p: (p[0], p[1]))

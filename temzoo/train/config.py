@@ -8,6 +8,7 @@ from typing import Any
 from temzoo.errors import TemzooError
 from temzoo.io.units import check_pixel_size
 
+VALIDATIONS = ("image", "regions", "none")
 STRATEGIES = ("scratch", "freeze-encoder", "freeze-decoder", "full", "gradual", "l2", "l2sp")
 TASKS = ("segmentation", "denoising")
 LOSSES = ("bce+dice", "focal", "bce", "dice", "mse", "l1")
@@ -43,6 +44,10 @@ class TrainConfig:
     lr: float = 3e-3
     loss: str = "bce+dice"  # or "focal" (segmentation); denoising uses "mse" (or "l1")
     val_fraction: float = 0.25  # split by source image, never by tile
+    # Model selection: "image" holds out whole images (val_fraction of them); "regions" trains on every image and
+    # validates on a val_fraction band of each (temzoo.train.data.split_by_region); "none" trains on everything for
+    # the whole schedule and keeps the epoch with the lowest training loss.
+    validation: str = "image"
     l2_lambda: float = 1e-4
     l2sp_alpha: float = 1e-2
     l2sp_beta: float = 1e-4
@@ -53,7 +58,8 @@ class TrainConfig:
     target_pixel_size_nm: float | None = None
     # Shrink factor applied when the target is automatic and the base does not fix the scale (e.g. 2 for 1024^2
     # bright-field images whose features span many pixels: 4x fewer pixels per step on a CPU).
-    downsample: float = 1.0
+    # None = the base's own input_downsample (a base trained at half resolution is fine-tuned and scored at it), else 1.
+    downsample: float | None = None
     val_names: list[str] | None = None  # pin the validation images by file stem (e.g. to compare strategies)
     weight_decay: float = 1e-4  # AdamW's decoupled decay (set to 0 for l2/l2sp, whose penalty replaces it)
     warmup_fraction: float = 0.03
@@ -109,7 +115,9 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None:
                 check_pixel_size(v, name.replace("_", " "))
-        if not self.downsample > 0:
+        if self.validation not in VALIDATIONS:
+            raise TemzooError(f"unknown validation {self.validation!r}; choose one of {', '.join(VALIDATIONS)}")
+        if self.downsample is not None and not self.downsample > 0:
             raise TemzooError(f"downsample must be positive (got {self.downsample})")
         if not self.lr > 0:
             raise TemzooError(f"learning rate must be positive (got {self.lr})")

@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from temzoo.errors import DataError, TemzooError
-from temzoo.io.masks import MASK_SUFFIXES, read_coco, read_mask, read_yolo_seg
+from temzoo.labelled import Pairing, find_pairs, read_label, sidecar_pixel_sizes, unlabelled_images
 from temzoo.preprocess import Normalization, normalize, resample
 
-# Mask files may be named like the image or with one of these suffixes on the stem (drawing tools add them).
 MAX_PIXELS = 8192 * 8192  # a resampled training image larger than this is a pixel-size mistake
-MASK_STEM_SUFFIXES = ("", "_mask", "-mask", ".mask", "_label", "_labels", "_gt")
 
 
 @dataclass
@@ -71,21 +69,6 @@ class Sample:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def _image_files(folder: Path) -> list[Path]:
-    from temzoo.io import SUPPORTED_EXTENSIONS
-
-    if not folder.is_dir():
-        raise DataError(f"images folder {folder} does not exist; give a folder of micrographs")
-    exts = {e.lower() for e in SUPPORTED_EXTENSIONS}
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts
-                   and not p.name.startswith("."))
-    return files
-
-
-def _looks_like_mask(stem: str) -> bool:
-    return any(stem.endswith(s) for s in MASK_STEM_SUFFIXES if s)
-
-
 def _read_image(path: Path) -> tuple[np.ndarray, float | None, list[str]]:
     from temzoo.io import read_micrograph
 
@@ -94,19 +77,6 @@ def _read_image(path: Path) -> tuple[np.ndarray, float | None, list[str]]:
     if mg.n_frames > 1:
         warnings.append(f"{path.name} holds {mg.n_frames} frames; training uses the first")
     return mg.frame(0), mg.pixel_size_nm, warnings
-
-
-def _sidecar_pixel_sizes(images: Path) -> dict[str, float]:
-    """Pixel sizes recorded by the Label page in ``labelset.json`` beside ``images/`` (its PNGs carry none)."""
-    import json
-
-    p = images.parent / "labelset.json"
-    try:
-        items = json.loads(p.read_text(encoding="utf-8")).get("items", {}) if p.is_file() else {}
-        return {str(k): float(v["pixel_size_nm"]) for k, v in items.items()
-                if isinstance(v, dict) and v.get("pixel_size_nm")}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
 
 
 def _file_digest(h: hashlib._Hash, path: Path) -> None:
@@ -124,7 +94,7 @@ def read_set(
     pixel_size_nm: float | None = None,
     labelled: bool = True,
 ) -> RawSet:
-    """Read a set of images, and their labels when ``labelled``.
+    """Read a set of images, and their labels when ``labelled`` (paired by :func:`temzoo.labelled.find_pairs`).
 
     Labels come from ``masks`` (a folder of mask images matched by file stem, optionally with ``_mask``-like
     suffixes; it may be the images folder itself), or from ``annotations`` (or ``masks``) being a COCO ``.json``
@@ -132,102 +102,21 @@ def read_set(
     Raises :class:`DataError` for no pairs, size mismatches and unusable masks.
     """
     images = Path(images)
-    labels = annotations if annotations is not None else masks
-    files = _image_files(images)
-    warnings: list[str] = []
     h = hashlib.sha256()
-    class_names = ["background", "foreground"]
-    pairs: list[tuple[Path, Path | np.ndarray | None]] = []
-
-    if not labelled:
-        pairs = [(p, None) for p in files if not _looks_like_mask(p.stem)]
-        kind = "unlabelled images"
-        if not pairs:
-            raise DataError(f"no readable images in {images}; temzoo reads PNG, JPEG, TIFF, DM3/DM4, EMD, SER, MRC")
+    if labelled:
+        pairing = find_pairs(images, annotations if annotations is not None else masks)
     else:
-        if labels is None:
-            raise DataError("no labels given: pass a masks folder, a COCO .json file or a YOLO-seg folder")
-        labels = Path(labels)
-        if labels.is_file() and labels.suffix.lower() == ".json":
-            coco, class_names = read_coco(labels)
-            _file_digest(h, labels)
-            by_name = {p.name: p for p in files}
-            for fname, m in coco.items():
-                if fname in by_name:
-                    pairs.append((by_name[fname], m))
-            missing = sorted(set(coco) - set(by_name))
-            if missing:
-                warnings.append(f"{len(missing)} images listed in {labels.name} are not in {images} "
-                                f"(e.g. {missing[0]})")
-            kind = f"COCO polygons ({labels.name})"
-        elif labels.is_dir() and any(p.suffix == ".txt" for p in labels.iterdir()) and not any(
-                p.suffix.lower() in MASK_SUFFIXES for p in labels.iterdir()):
-            txt = {p.stem: p for p in labels.iterdir() if p.suffix == ".txt" and p.stem != "classes"}
-            for p in files:
-                if p.stem in txt:
-                    pairs.append((p, txt[p.stem]))
-            names_file = labels / "classes.txt"
-            if names_file.exists():
-                class_names = ["background"] + [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
-            kind = f"YOLO-seg labels ({labels.name})"
-        elif labels.is_dir():
-            same = labels.resolve() == images.resolve()
-            mask_files = {p.stem: p for p in labels.iterdir() if p.is_file() and p.suffix.lower() in MASK_SUFFIXES}
-            for p in files:
-                if same and _looks_like_mask(p.stem):
-                    continue
-                for suffix in MASK_STEM_SUFFIXES:
-                    m = mask_files.get(p.stem + suffix)
-                    if m is not None and m != p:
-                        pairs.append((p, m))
-                        break
-            kind = f"mask images ({labels.name})"
-        else:
-            raise DataError(f"labels {labels} not found: give a masks folder, a COCO .json file or a YOLO-seg folder")
-        if not pairs:
-            raise DataError(
-                f"no image/label pairs found: {len(files)} images in {images}, none with a label in {labels} "
-                "(masks are matched by file stem, e.g. images/a.png with masks/a.png)"
-            )
-        unlabelled = len([p for p in files if not _looks_like_mask(p.stem)]) - len(pairs)
-        if unlabelled > 0:
-            warnings.append(f"{unlabelled} images in {images} have no label and are not used")
-
-    sidecar = _sidecar_pixel_sizes(images)
-    items: list[RawImage] = []
-    for img_path, lab in pairs:
-        try:
-            img, px, w = _read_image(img_path)
-        except TemzooError as err:
-            raise DataError(f"cannot read training image {img_path.name}: {err}") from None
-        warnings += w
-        _file_digest(h, img_path)
-        mask = None
-        mask_path = None
-        if isinstance(lab, Path) and lab.suffix == ".txt":
-            mask = read_yolo_seg(lab, img.shape)
-            _file_digest(h, lab)
-            mask_path = lab
-        elif isinstance(lab, Path):
-            mask = read_mask(lab)
-            _file_digest(h, lab)
-            mask_path = lab
-        elif isinstance(lab, np.ndarray):
-            mask = lab
-        if mask is not None and mask.shape != img.shape:
-            raise DataError(
-                f"mask for {img_path.name} is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                f"{img.shape[1]}x{img.shape[0]}; masks must have the image's size"
-            )
-        if pixel_size_nm is not None:
-            px = float(pixel_size_nm)
-        elif px is None:
-            px = sidecar.get(img_path.stem)
-        items.append(RawImage(name=img_path.stem, path=img_path, image=img, mask=mask, pixel_size_nm=px,
-                              mask_path=mask_path))
-
+        pairing = Pairing([(p, None) for p in unlabelled_images(images)], "unlabelled images")
+        if not pairing.pairs:
+            raise DataError(f"no readable images in {images}; temzoo reads PNG, JPEG, TIFF, DM3/DM4, EMD, SER, MRC")
+    for f in pairing.label_files:
+        _file_digest(h, f)
+    warnings = list(pairing.warnings)
+    sidecar = sidecar_pixel_sizes(images)
+    items = [_read_item(img_path, lab, h, warnings, pixel_size_nm, sidecar) for img_path, lab in pairing.pairs]
     if len({it.name for it in items}) != len(items):
         raise DataError(f"two images in {images} share a file stem; rename them so each stem is unique")
+    class_names = pairing.class_names
     if labelled:
         top = max(int(it.mask.max()) for it in items if it.mask is not None)
         if top >= len(class_names):
@@ -237,8 +126,28 @@ def read_set(
     px_known = [it.pixel_size_nm for it in items if it.pixel_size_nm is not None]
     if px_known and len(px_known) != len(items):
         warnings.append("some images carry a pixel size and some do not; give --pixel-size-nm to set one for all")
-    desc = f"{len(items)} {kind} from {images.name}"
+    desc = f"{len(items)} {pairing.kind} from {images.name}"
     return RawSet(items=items, class_names=class_names, data_hash=h.hexdigest(), description=desc, warnings=warnings)
+
+
+def _read_item(img_path: Path, lab, h, warnings: list[str], pixel_size_nm: float | None,
+               sidecar: dict[str, float]) -> RawImage:
+    """One image (first frame) and its label; the files go into the set's hash ``h``."""
+    try:
+        img, px, w = _read_image(img_path)
+    except TemzooError as err:
+        raise DataError(f"cannot read training image {img_path.name}: {err}") from None
+    warnings += w
+    _file_digest(h, img_path)
+    mask = None if lab is None else read_label(lab, img.shape, img_path.name)
+    if isinstance(lab, Path):
+        _file_digest(h, lab)
+    if pixel_size_nm is not None:
+        px = float(pixel_size_nm)
+    elif px is None:
+        px = sidecar.get(img_path.stem)
+    return RawImage(name=img_path.stem, path=img_path, image=img, mask=mask, pixel_size_nm=px,
+                    mask_path=lab if isinstance(lab, Path) else None)
 
 
 # ------------------------------------------------------------------------------------------ preparation
@@ -308,6 +217,43 @@ def split_by_image(
     val = [s for i, s in enumerate(samples) if i in val_idx]
     return train, val, (f"{len(train)} training images ({', '.join(s.name for s in train)}), {len(val)} validation "
                         f"images ({', '.join(s.name for s in val)}), split by image (seed {seed})")
+
+
+def split_by_region(samples: list[Sample], fraction: float = 0.2, seed: int = 0,
+                    min_px: int = 16) -> tuple[list[Sample], list[Sample], str]:
+    """Every image trains and every image validates: a band of ``fraction`` of each image (at a seeded edge: top,
+    bottom, left or right) is held out for validation, the rest (one contiguous rectangle) trains.
+
+    With a handful of labelled images a whole validation image wastes a quarter to a half of the labels, and model
+    selection then follows the noise of that one image (a different contrast never trains, or never validates); a
+    band per image keeps the pixels disjoint (tiles are cut inside the training rectangle only) while validation
+    sees every kind of image. Images too small for a band of ``min_px`` train whole.
+    """
+    rng = np.random.default_rng(seed)
+    train, val, parts = [], [], []
+    for s in samples:
+        side = ("top", "bottom", "left", "right")[int(rng.integers(4))]
+        axis = 0 if side in ("top", "bottom") else 1
+        n = s.image.shape[axis]
+        band = int(round(n * fraction))
+        if band < min_px or n - band < min_px:
+            train.append(s)
+            parts.append(f"{s.name} (whole, too small)")
+            continue
+        at_start = side in ("top", "left")
+        vs = slice(0, band) if at_start else slice(n - band, n)
+        ts = slice(band, n) if at_start else slice(0, n - band)
+
+        def cut(a: np.ndarray | None, sl: slice) -> np.ndarray | None:
+            if a is None:
+                return None
+            return (a[sl] if axis == 0 else a[:, sl]).copy()
+
+        train.append(Sample(s.name, cut(s.image, ts), cut(s.mask, ts), s.scale, f"all but {side} band"))
+        val.append(Sample(s.name, cut(s.image, vs), cut(s.mask, vs), s.scale, f"{side} band"))
+        parts.append(f"{s.name} ({side})")
+    listed = ", ".join(parts[:12]) + (f", ... ({len(parts)} images)" if len(parts) > 12 else "")
+    return train, val, f"every image trains; a {fraction:.0%} band of each validates (disjoint pixels): {listed}"
 
 
 # ------------------------------------------------------------------------------------------------- tiles

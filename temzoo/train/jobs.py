@@ -40,6 +40,7 @@ from typing import Any
 
 from temzoo import paths
 from temzoo.errors import DataError, JobError, TemzooError
+from temzoo.train.oom import is_oom, smaller_batch
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
@@ -233,9 +234,8 @@ def _refresh(d: Path) -> JobStatus:
 
 
 def _launch(d: Path) -> None:
+    # The worker imports the installed temzoo (requirements.txt installs this checkout editable).
     env = dict(os.environ)
-    # The worker imports temzoo from this checkout even when temzoo is not installed (streamlit run from the repo).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     with open(d / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
@@ -498,19 +498,6 @@ def eta_seconds(job: JobHandle | str | Path, root: str | Path | None = None) -> 
 # ----------------------------------------------------------------------------------------------- the worker
 
 
-def _is_oom(err: BaseException) -> bool:
-    if isinstance(err, MemoryError):
-        return True
-    try:
-        import torch
-
-        if isinstance(err, torch.cuda.OutOfMemoryError):
-            return True
-    except ImportError:
-        pass
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
-
-
 def _load_target(target: str):
     import importlib
 
@@ -558,25 +545,11 @@ def _train_with_oom_retry(d: Path, st: JobStatus, cancelled, log) -> Path:
         try:
             return Path(fn(_make_config(cfg), d, out=d / "result", should_stop=cancelled, resume=resume_flag, **extra))
         except Exception as err:  # noqa: BLE001 - only OOM is handled here, everything else re-raised
-            if not _is_oom(err):
+            if not is_oom(err):
                 raise
-            batch = int(cfg.get("batch_size") or 1)
-            if batch <= 1:
-                fix = "close other programs" if st.device == "cpu" else "the CPU"  # "use the CPU" is no help on one
-                raise JobError(
-                    f"out of memory even at batch size 1 on {st.device}; use a smaller tile size or {fix}"
-                ) from None
-            cfg["batch_size"] = batch // 2
-            log(f"out of memory at batch size {batch}; retrying with {cfg['batch_size']}")
+            cfg["batch_size"] = smaller_batch(int(cfg.get("batch_size") or 1), st.device, log)
             _write_json_atomic(d / CONFIG_FILE, cfg)
             st = _update_status(d, batch_size=cfg["batch_size"])
-            try:
-                import torch
-
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            except ImportError:
-                pass
 
 
 def _one_line(err: BaseException) -> str:

@@ -19,7 +19,6 @@ import numpy as np
 from temzoo.errors import DataError
 
 META_FILE = "labelset.json"
-IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dm3", ".dm4")
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -97,30 +96,19 @@ def add_pair(set_dir: str | Path, image: np.ndarray, mask: np.ndarray, name: str
     return LabelPair(stem, set_dir / "images" / f"{stem}.png", set_dir / "masks" / f"{stem}.png", pixel_size_nm, source)
 
 
-def _find_image(images: Path, stem: str) -> Path | None:
-    for ext in IMAGE_EXTS:
-        for cand in (images / f"{stem}{ext}", images / f"{stem}{ext.upper()}"):
-            if cand.is_file():
-                return cand
-    return None
-
-
 def list_pairs(set_dir: str | Path) -> list[LabelPair]:
-    """Image/mask pairs of a set (ours or any ``images/`` + ``masks/`` folder pair), sorted by name."""
+    """Image/mask pairs of a set (ours or any ``images/`` + ``masks/`` folder pair, paired as training pairs them),
+    sorted by name."""
+    from temzoo.labelled import mask_pairs, natural_order
+
     set_dir = Path(set_dir)
-    masks = set_dir / "masks"
-    if not masks.is_dir():
+    if not (set_dir / "images").is_dir():
         return []
     items = _read_meta(set_dir).get("items", {})
     out = []
-    for m in sorted(masks.iterdir(), key=lambda p: (len(p.stem), p.stem)):
-        if m.suffix.lower() not in IMAGE_EXTS:
-            continue
-        img = _find_image(set_dir / "images", m.stem)
-        if img is None:
-            continue
-        info = items.get(m.stem, {})
-        out.append(LabelPair(m.stem, img, m, info.get("pixel_size_nm"), info.get("source")))
+    for img, m in sorted(mask_pairs(set_dir / "images", set_dir / "masks"), key=lambda pm: natural_order(pm[0])):
+        info = items.get(img.stem, {})
+        out.append(LabelPair(img.stem, img, m, info.get("pixel_size_nm"), info.get("source")))
     return out
 
 

@@ -29,6 +29,7 @@ from temzoo.train import data as D
 from temzoo.train.augment import augment_batch, poisson_noise, random_dihedral, random_doses
 from temzoo.train.config import BASE_KEPT_NOTE, TrainConfig
 from temzoo.train.state import atomic_dir, atomic_write_text, find_state, load_state, save_state
+from temzoo.train.oom import is_oom, smaller_batch
 from temzoo.train.strategies import Strategy, trainable_parameters
 
 logger = logging.getLogger("temzoo.train")
@@ -56,6 +57,7 @@ class Setup:
     base_id: str = "scratch"
     head_reinitialised: str | None = None
     notes: list[str] = field(default_factory=list)
+    downsample: float = 1.0  # shrink factor used when there is no target pixel size (recorded as input_downsample)
 
 
 # --------------------------------------------------------------------------------------------------- setup
@@ -67,7 +69,18 @@ def _load_base(ref: str):
     return load_model(ref)
 
 
-def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: list[str]) -> float | None:
+def effective_downsample(config: TrainConfig, base_meta) -> float:
+    """``config.downsample``, or when unset the base's recorded ``input_downsample`` (a base that learnt at half
+    resolution is fine-tuned at half resolution, and so is its result scored and used), else 1."""
+    if config.downsample is not None:
+        return float(config.downsample)
+    if base_meta is not None and config.strategy != "scratch":
+        return float(getattr(base_meta, "input_downsample", 1.0) or 1.0)
+    return 1.0
+
+
+def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: list[str],
+                       downsample: float = 1.0) -> float | None:
     """The pixel size the model will work at (see TrainConfig.target_pixel_size_nm)."""
     if config.target_pixel_size_nm:
         return float(config.target_pixel_size_nm)
@@ -82,12 +95,12 @@ def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: lis
         notes.append(f"images are at {np.median(data_px):g} nm/px, the base at {base_px:g} nm/px ({ratio:.3g}x): "
                      "too far apart to resample; training at the images' own scale")
     if data_px and raw.calibrated:
-        return float(np.median(data_px)) * config.downsample
+        return float(np.median(data_px)) * downsample
     if base_px:
         notes.append("the images carry no pixel size: trained at their own scale and saved without a pixel size; "
                      "give --pixel-size-nm so the model knows its scale")
-    elif config.downsample != 1:
-        notes.append(f"the images carry no pixel size: shrunk {config.downsample:g}x for training; the model records "
+    elif downsample != 1:
+        notes.append(f"the images carry no pixel size: shrunk {downsample:g}x for training; the model records "
                      "it and shrinks new images alike (give --pixel-size-nm to calibrate instead)")
     return None
 
@@ -104,10 +117,17 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     raw = D.read_set(config.images, config.masks, config.annotations, pixel_size_nm=config.pixel_size_nm,
                      labelled=seg)
     notes += raw.warnings
-    target = _choose_pixel_size(config, raw, base_meta, notes)
+    downsample = effective_downsample(config, base_meta)
+    target = _choose_pixel_size(config, raw, base_meta, notes, downsample)
     norm = base_meta.norm if base_meta is not None else Normalization()
-    samples = D.prepare(raw, target, norm, downsample=config.downsample)
-    train, val, split = D.split_by_image(samples, config.val_fraction, config.seed, config.val_names)
+    samples = D.prepare(raw, target, norm, downsample=downsample)
+    if config.validation == "regions" and not config.val_names and config.val_fraction > 0:
+        train, val, split = D.split_by_region(samples, config.val_fraction, config.seed)
+    elif config.validation == "none" and not config.val_names:
+        train, val, split = list(samples), [], ("no validation (validation none): every labelled pixel trains for the "
+                                                "whole schedule; the epoch with the lowest training loss is kept")
+    else:
+        train, val, split = D.split_by_image(samples, config.val_fraction, config.seed, config.val_names)
 
     if seg:
         class_names = list(config.class_names or raw.class_names)
@@ -147,7 +167,8 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     tile = D.effective_tile(train, config.tile_size, new_spec.stride)
     return Setup(model=model, spec=new_spec, strategy=strat, train=train, val=val, split=split, raw=raw,
                  target_pixel_size_nm=target, norm=norm, tile=tile, class_names=class_names, base_meta=base_meta,
-                 base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes)
+                 base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes,
+                 downsample=downsample)
 
 
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
@@ -290,10 +311,6 @@ def _lr_at(config: TrainConfig, progress: float) -> float:
     return lo + 0.5 * (config.lr - lo) * (1 + math.cos(math.pi * q))
 
 
-def _oom_types() -> tuple[type[BaseException], ...]:
-    return (torch.cuda.OutOfMemoryError,) if hasattr(torch.cuda, "OutOfMemoryError") else ()
-
-
 def _rewrite_metrics(path: Path, keep_upto_epoch: int) -> None:
     """On resume drop lines written after the last saved state (they will be recomputed)."""
     if not path.exists():
@@ -324,6 +341,347 @@ def cpu_threads(requested: int | None) -> int:
     except OSError:
         return n
     return max(1, min(n, int(round(idle))))
+
+
+# ------------------------------------------------------------------------------------- state, budget, batches
+@dataclass
+class TrainState:
+    """Where a run stands; everything but ``lr`` is saved in ``last/`` and restored on resume."""
+
+    epoch: int = 0
+    step: int = 0
+    offset_s: float = 0.0  # seconds spent before a resume
+    best_score: float | None = None
+    best_epoch: int = 0
+    best_record: dict | None = None
+    since_best: int = 0
+    batch_size: int = 1
+    lr: float = 0.0
+
+    def resume_info(self, seconds: float) -> dict[str, Any]:
+        """The JSON saved beside the weights in ``last/`` (key names kept from the first format)."""
+        return {"epoch": self.epoch, "step": self.step, "seconds": seconds, "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "best_record": self.best_record, "since_best": self.since_best,
+                "batch_size": self.batch_size}
+
+    @classmethod
+    def from_resume_info(cls, info: dict[str, Any], batch_size: int) -> TrainState:
+        return cls(epoch=int(info["epoch"]), step=int(info["step"]), offset_s=float(info["seconds"]),
+                   best_score=info.get("best_score"), best_epoch=int(info.get("best_epoch", 0)),
+                   best_record=info.get("best_record"), since_best=int(info.get("since_best", 0)),
+                   batch_size=int(info.get("batch_size", batch_size)))
+
+
+@dataclass
+class Budget:
+    """Epochs and/or seconds; ``progress`` (0..1, the larger of the two fractions) drives the schedule."""
+
+    epochs: int | None
+    seconds: float | None
+    steps_per_epoch: int
+    clock: Callable[[], float]
+    t_start: float
+    offset_s: float = 0.0
+    reserve_s: float = 0.0  # measured cost of validation + saving, kept free at the end of a time budget
+
+    def elapsed(self) -> float:
+        return self.offset_s + self.clock() - self.t_start
+
+    def progress(self, step: int) -> float:
+        p = 0.0
+        if self.epochs:
+            p = max(p, step / (self.epochs * self.steps_per_epoch))
+        if self.seconds:
+            p = max(p, self.elapsed() / self.seconds)
+        return p
+
+    def time_up(self) -> bool:
+        return bool(self.seconds) and self.elapsed() + self.reserve_s >= self.seconds
+
+    def measured_end_of_epoch(self, seconds: float) -> None:
+        """Remember what validation + saving cost, so the last epoch leaves room for them."""
+        self.reserve_s = max(self.reserve_s * 0.5, seconds)
+
+
+class TileBatches:
+    """The batch source: random training tiles as tensors on the device, reseeded per epoch (a resumed run draws
+    exactly the tiles the uninterrupted one would have). Replace it to feed batches another way."""
+
+    def __init__(self, sampler: D.TileSampler, seed: int, device: torch.device) -> None:
+        self.sampler, self.seed, self.device = sampler, seed, device
+
+    def start_epoch(self, epoch: int) -> None:
+        self.sampler.rng = np.random.default_rng([self.seed, epoch])
+
+    def next(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        xb, yb = self.sampler.sample(batch_size)
+        x = torch.from_numpy(xb)[:, None].to(self.device, non_blocking=True)
+        y = None if yb is None else torch.from_numpy(yb.astype(np.int64))[:, None].to(self.device, non_blocking=True)
+        return x, y
+
+
+@dataclass
+class Run:
+    """The fixed parts of one training run (built once by :func:`_start_run`)."""
+
+    config: TrainConfig
+    setup: Setup
+    workdir: Path
+    out: Path
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    loss_fn: Callable
+    batches: TileBatches
+    counts: dict
+    say: Callable[[str], None]
+    should_stop: Callable[[], bool] | None = None
+    on_step: Callable[[dict], None] | None = None
+    on_epoch: Callable[[dict], None] | None = None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.setup.model
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.workdir / METRICS_FILE
+
+    @property
+    def seg(self) -> bool:
+        return self.config.task == "segmentation"
+
+
+@dataclass
+class EpochOutcome:
+    losses: list[float]
+    steps: int  # steps taken this epoch (fewer than steps_per_epoch: cut by the budget or a cancel)
+    stop_reason: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+def _start_run(config: TrainConfig, workdir: Path, out: Path, device: torch.device, say, **hooks) -> Run:
+    """Build the setup, move the model to the device, make the optimizer, loss and batch source."""
+    from temzoo.device import describe_device
+
+    setup = build_setup(config, log=say)
+    model = setup.model
+    for note in setup.notes:
+        say(f"note: {note}")
+    say(f"data: {setup.raw.description}; {setup.split}; working pixel size "
+        f"{setup.target_pixel_size_nm if setup.target_pixel_size_nm else 'uncalibrated'}; tile {setup.tile}")
+    counts = trainable_parameters(model, config.strategy)
+    bf16 = ", bf16 autocast" if device.type == "cpu" and config.amp and cpu_bf16_native() else ""
+    say(f"strategy {config.strategy}: {counts['trainable']:,} of {counts['total']:,} parameters trainable"
+        f" (encoder {counts['encoder_trainable']:,}, decoder {counts['decoder_trainable']:,}, "
+        f"head {counts['head_trainable']:,}); base {setup.base_id}; device {describe_device(device)}{bf16}")
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    wd = config.weight_decay if setup.strategy.uses_weight_decay() else 0.0
+    # All parameters go to the optimizer (gradual unfreezes later); frozen ones have no gradient and are skipped.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=wd)
+    sampler = D.TileSampler(setup.train, setup.tile, config.scale_jitter if config.augment else 0.0, config.seed)
+    return Run(config=config, setup=setup, workdir=workdir, out=out, device=device, optimizer=optimizer,
+               loss_fn=make_loss(config, setup.spec.classes), batches=TileBatches(sampler, config.seed, device),
+               counts=counts, say=say, **hooks)
+
+
+def _make_budget(run: Run, clock: Callable[[], float], t_start: float) -> Budget:
+    config = run.config
+    # At least 16 steps per epoch: validation + saving cost ~10 % of a budget at 8.
+    steps = config.steps_per_epoch or max(16, math.ceil(run.batches.sampler.area_tiles / config.batch_size))
+    return Budget(epochs=config.budget_epochs, seconds=config.minutes * 60 if config.minutes else None,
+                  steps_per_epoch=steps, clock=clock, t_start=t_start)
+
+
+def _restore(run: Run, resume: bool) -> TrainState:
+    """A fresh state, or the one saved in ``last/`` (resume); metrics.jsonl is trimmed or restarted to match."""
+    state = TrainState(batch_size=run.config.batch_size)
+    if resume:
+        found = find_state(run.workdir)
+        if found is None:
+            run.say("resume requested but no saved state: starting from the beginning")
+            return state
+        info = load_state(found, run.model, run.optimizer)
+        if info.get("data_hash") != run.setup.raw.data_hash:
+            raise JobError("the labelled set changed since this job started; start a new job instead of resuming")
+        state = TrainState.from_resume_info(info, run.config.batch_size)
+        _rewrite_metrics(run.metrics_path, state.epoch)
+        run.say(f"resumed from {found.name} at epoch {state.epoch} (step {state.step}, {state.offset_s:.0f} s done)")
+    elif run.metrics_path.exists():
+        run.metrics_path.unlink()  # a fresh run in a reused folder starts a fresh history
+    return state
+
+
+def _score_the_base(run: Run, state: TrainState) -> None:
+    """The base itself is the first candidate (epoch 0) of a fresh run.
+
+    With a few labelled images a strong segmentation base can lose more than it learns (on simulated HRTEM, 2
+    images took a base from F1 0.92 to 0.62-0.68), and a fine-tune must never hand back something worse on
+    validation than what it started from.
+    """
+    if state.epoch != 0 or not _base_is_a_candidate(run.setup, run.config):
+        return
+    scores0 = validate(run)
+    state.best_score, state.best_epoch, state.since_best = scores0["val_f1"], 0, 0
+    state.best_record = {"epoch": 0, "step": 0, "seconds": 0.0, "train_loss": None, **scores0, "base": True}
+    _save_result(run.model, run.setup, run.config, run.workdir / "best", state.best_record, run.counts, run.device,
+                 0.0, "base", None)
+    run.setup.notes.append(f"base before fine-tuning: val F1 {scores0['val_f1']:.3f}")
+    run.say(f"base before fine-tuning: val F1 {scores0['val_f1']:.3f} (kept unless an epoch beats it)")
+
+
+def validate(run: Run) -> dict[str, float | None]:
+    """The validation hook: scores of the current weights on the validation images."""
+    return evaluate_samples(run.model, run.setup.val, run.setup.spec, run.config, run.device, run.loss_fn)
+
+
+def selection_score(run: Run, scores: dict, train_loss: float) -> float | None:
+    """The selection hook: what "best epoch" maximises (val F1; else -val loss; else -train loss)."""
+    if run.seg and run.setup.val:
+        return scores["val_f1"]
+    if run.setup.val:
+        return -scores["val_loss"]
+    return -train_loss
+
+
+def _one_step(run: Run, state: TrainState, budget: Budget, g: torch.Generator) -> float | None:
+    """One optimisation step at the scheduled learning rate; None when it ran out of memory (batch halved)."""
+    state.lr = _lr_at(run.config, budget.progress(state.step))
+    for group in run.optimizer.param_groups:
+        group["lr"] = state.lr
+    x, y = run.batches.next(state.batch_size)
+    try:
+        return _step(run.model, run.setup.strategy, run.optimizer, run.loss_fn, x, y, g, run.config, run.device,
+                     run.setup.spec.in_channels, run.seg)
+    except Exception as err:  # noqa: BLE001 - only out-of-memory is handled here, everything else re-raised
+        if not is_oom(err):
+            raise
+        run.optimizer.zero_grad(set_to_none=True)
+        state.batch_size = smaller_batch(state.batch_size, run.device.type, run.say)
+        return None
+
+
+def train_epoch(run: Run, state: TrainState, budget: Budget) -> EpochOutcome:
+    """One epoch of ``budget.steps_per_epoch`` steps (fewer when cancelled or out of time); ``state.epoch`` is
+    the epoch being trained."""
+    config = run.config
+    strat = run.setup.strategy
+    if strat.apply(budget.progress(state.step), state.epoch - 1):
+        run.say(f"epoch {state.epoch}: {strat.describe()}")
+    strat.train_mode()
+    run.batches.start_epoch(state.epoch)
+    g = torch.Generator(device=run.device).manual_seed(config.seed * 100003 + state.epoch)
+    out = EpochOutcome(losses=[], steps=0)
+    while out.steps < budget.steps_per_epoch:
+        if run.should_stop is not None and run.should_stop():
+            out.stop_reason = "cancelled"
+            break
+        # A budget used up before the first step (slow start on a busy machine) still gets one step, so that
+        # there is an epoch to validate and a result to write.
+        if state.step > 0 and budget.time_up():
+            out.stop_reason = "time"
+            break
+        loss_val = _one_step(run, state, budget, g)
+        if loss_val is None:
+            continue
+        if not math.isfinite(loss_val):
+            raise JobError(f"the training loss became {loss_val} at step {state.step + 1}; lower the learning rate")
+        out.losses.append(loss_val)
+        state.step += 1
+        out.steps += 1
+        if run.on_step is not None:
+            run.on_step({"epoch": state.epoch, "step": state.step, "progress": min(1.0, budget.progress(state.step)),
+                         "loss": loss_val, "seconds": budget.elapsed()})
+    return out
+
+
+def _end_epoch(run: Run, state: TrainState, budget: Budget, outcome: EpochOutcome, wall_start: float,
+               t_epoch: float) -> dict:
+    """Validate, keep the best, append to metrics.jsonl, save the resume state; returns the epoch's record."""
+    t_val = budget.elapsed()
+    scores = validate(run)
+    train_loss = float(np.mean(outcome.losses))
+    record = {"epoch": state.epoch, "step": state.step, "seconds": round(budget.elapsed(), 3),
+              "wall_seconds": round(time.monotonic() - wall_start, 3), "clock": run.config.clock,
+              "train_loss": train_loss, **scores, "lr": state.lr, "batch_size": state.batch_size,
+              "device": run.device.type,
+              "trainable": sum(p.numel() for p in run.model.parameters() if p.requires_grad),
+              "partial": outcome.steps < budget.steps_per_epoch}
+    score = selection_score(run, scores, train_loss)
+    improved = _is_better(score, state.best_score)
+    if improved:
+        state.best_score, state.best_epoch, state.best_record, state.since_best = score, state.epoch, dict(record), 0
+        _save_result(run.model, run.setup, run.config, run.workdir / "best", record, run.counts, run.device,
+                     budget.elapsed(), "best so far", metrics_path=None)
+    else:
+        state.since_best += 1
+    record["best"] = improved
+    with open(run.metrics_path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    save_state(run.workdir / "last", run.model, run.optimizer, {
+        **state.resume_info(budget.elapsed()), "data_hash": run.setup.raw.data_hash, "config": run.config.to_dict()})
+    budget.measured_end_of_epoch(budget.elapsed() - t_val)
+    f1s = f", val F1 {scores['val_f1']:.3f}" if scores.get("val_f1") is not None else ""
+    run.say(f"epoch {state.epoch}: train loss {train_loss:.4f}"
+            + (f", val loss {scores['val_loss']:.4f}" if scores.get("val_loss") is not None else "")
+            + f"{f1s}, {time.monotonic() - t_epoch:.1f} s{' (best)' if improved else ''}")
+    if run.on_epoch is not None:
+        run.on_epoch(dict(record))
+    return record
+
+
+def _run_epochs(run: Run, state: TrainState, budget: Budget) -> tuple[str, int]:
+    """Epochs until the budget, a cancel or early stopping ends the run; returns (stop reason, epochs done)."""
+    wall_start = time.monotonic()
+    done = state.epoch
+    while True:
+        if budget.epochs and state.epoch >= budget.epochs:
+            return "epochs", done
+        if done > 0 and budget.time_up():
+            return "time", done
+        state.epoch += 1
+        t_epoch = time.monotonic()
+        outcome = train_epoch(run, state, budget)
+        if not outcome.losses or outcome.stop_reason == "cancelled":
+            # Nothing trained, or cancelled mid-epoch: the partial epoch is dropped (not validated or saved), so
+            # last/ stays at an epoch boundary and a resumed run repeats exactly what the uninterrupted one does.
+            state.epoch -= 1
+            return outcome.stop_reason or "epochs", done
+        _end_epoch(run, state, budget, outcome, wall_start, t_epoch)
+        done = state.epoch
+        # Early stopping only in the second half of the schedule: the high-lr first half of the cosine explores (a
+        # plateau there is not the end; on UO2 stopping at 80 % of a 4-minute budget cost 0.013 test F1, one run).
+        if run.config.patience and state.since_best >= run.config.patience and budget.progress(state.step) >= 0.5:
+            return "early stopping", done
+        if outcome.steps < budget.steps_per_epoch:
+            return "time", done
+
+
+def _finish(run: Run, state: TrainState, budget: Budget, stop_reason: str, epochs_done: int) -> Path:
+    """Write the best epoch's weights (early stopping keeps the best, not the last) as the result folder."""
+    best = state.best_record
+    if best and best.get("base") and epochs_done > 0:
+        note = (f"{BASE_KEPT_NOTE} on validation (val F1 {best['val_f1']:.3f}): the result is the base's "
+                "weights unchanged; try a smaller learning rate, freeze-encoder or l2sp, or label more images")
+        run.setup.notes.append(note)
+        run.say(note)
+    if epochs_done == 0 or not (run.workdir / "best").is_dir():
+        if stop_reason == "cancelled":
+            raise JobError("cancelled before the first epoch finished: nothing to save")
+        raise JobError("training stopped before its first epoch finished; give it more time or epochs")
+    from safetensors.torch import load_file
+
+    best_state = load_file(str(run.workdir / "best" / "model.safetensors"), device="cpu")
+    final = copy.deepcopy(run.model).to("cpu").to(memory_format=torch.contiguous_format)
+    final.load_state_dict(best_state)
+    final.eval()
+    result = _save_result(final, run.setup, run.config, run.out, dict(best or {}, epochs_run=epochs_done),
+                          run.counts, run.device, budget.elapsed(), stop_reason, metrics_path=run.metrics_path)
+    run.say(f"done ({stop_reason}) after {epochs_done} epochs, {budget.elapsed():.0f} s; best epoch "
+            f"{state.best_epoch}" + (f" val F1 {best['val_f1']:.3f}" if best and best.get("val_f1") is not None
+                                     else "") + f"; result in {result}")
+    return result
 
 
 def train(
@@ -366,224 +724,22 @@ def train(
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(config.cpu_threads))
     try:
-        return _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start, clock)
+        run = _start_run(config, workdir, out, device, say, should_stop=should_stop, on_step=on_step,
+                         on_epoch=on_epoch)
+        budget = _make_budget(run, clock, t_start)
+        state = _restore(run, resume)
+        budget.offset_s = state.offset_s
+        _score_the_base(run, state)
+        stop_reason, epochs_done = _run_epochs(run, state, budget)
+        return _finish(run, state, budget, stop_reason, epochs_done)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(config, workdir, out, on_epoch, should_stop, resume, on_step, say, device, t_start, clock) -> Path:
-    from temzoo.device import describe_device
-
-    setup = build_setup(config, log=say)
-    model, strat, spec = setup.model, setup.strategy, setup.spec
-    for note in setup.notes:
-        say(f"note: {note}")
-    say(f"data: {setup.raw.description}; {setup.split}; working pixel size "
-        f"{setup.target_pixel_size_nm if setup.target_pixel_size_nm else 'uncalibrated'}; tile {setup.tile}")
-    counts = trainable_parameters(model, config.strategy)
-    bf16 = ", bf16 autocast" if device.type == "cpu" and config.amp and cpu_bf16_native() else ""
-    say(f"strategy {config.strategy}: {counts['trainable']:,} of {counts['total']:,} parameters trainable"
-        f" (encoder {counts['encoder_trainable']:,}, decoder {counts['decoder_trainable']:,}, "
-        f"head {counts['head_trainable']:,}); base {setup.base_id}; device {describe_device(device)}{bf16}")
-
-    model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    wd = config.weight_decay if strat.uses_weight_decay() else 0.0
-    # All parameters go to the optimizer (gradual unfreezes later); frozen ones have no gradient and are skipped.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=wd)
-    n_out = spec.classes
-    loss_fn = make_loss(config, n_out)
-    sampler = D.TileSampler(setup.train, setup.tile, config.scale_jitter if config.augment else 0.0, config.seed)
-    batch_size = config.batch_size
-    # At least 16 steps per epoch: validation + saving cost ~10 % of a budget at 8.
-    steps_per_epoch = config.steps_per_epoch or max(16, math.ceil(sampler.area_tiles / batch_size))
-    budget_epochs = config.budget_epochs
-    budget_s = config.minutes * 60 if config.minutes else None
-    seg = config.task == "segmentation"
-
-    epoch = 0
-    step = 0
-    offset_s = 0.0  # seconds spent before a resume
-    best_score: float | None = None
-    best_epoch = 0
-    best_record: dict | None = None
-    since_best = 0
-    metrics_path = workdir / METRICS_FILE
-    if resume:
-        found = find_state(workdir)
-        if found is None:
-            say("resume requested but no saved state: starting from the beginning")
-        else:
-            info = load_state(found, model, optimizer)
-            if info.get("data_hash") != setup.raw.data_hash:
-                raise JobError("the labelled set changed since this job started; start a new job instead of resuming")
-            epoch, step = int(info["epoch"]), int(info["step"])
-            offset_s = float(info["seconds"])
-            best_score, best_epoch = info.get("best_score"), int(info.get("best_epoch", 0))
-            best_record = info.get("best_record")
-            since_best = int(info.get("since_best", 0))
-            batch_size = int(info.get("batch_size", batch_size))
-            _rewrite_metrics(metrics_path, epoch)
-            say(f"resumed from {found.name} at epoch {epoch} (step {step}, {offset_s:.0f} s done)")
-    elif metrics_path.exists():
-        metrics_path.unlink()  # a fresh run in a reused folder starts a fresh history
-
-    # The base itself is the first candidate (epoch 0): with a few labelled images a strong segmentation base can
-    # lose more than it learns (on simulated HRTEM, 2 images took a base from F1 0.92 to 0.62-0.68), and a
-    # fine-tune must never hand back something worse on validation than what it started from.
-    if epoch == 0 and _base_is_a_candidate(setup, config):  # a fresh start, not a resumed run
-        scores0 = evaluate_samples(model, setup.val, spec, config, device, loss_fn)
-        best_score, best_epoch, since_best = scores0["val_f1"], 0, 0
-        best_record = {"epoch": 0, "step": 0, "seconds": 0.0, "train_loss": None, **scores0, "base": True}
-        _save_result(model, setup, config, workdir / "best", best_record, counts, device, 0.0, "base", None)
-        setup.notes.append(f"base before fine-tuning: val F1 {scores0['val_f1']:.3f}")
-        say(f"base before fine-tuning: val F1 {scores0['val_f1']:.3f} (kept unless an epoch beats it)")
-
-    reserve_s = 0.0  # measured cost of validation + saving, kept free at the end of a time budget
-    wall_start = time.monotonic()
-
-    def elapsed() -> float:
-        return offset_s + clock() - t_start
-
-    def progress(extra_steps: int = 0) -> float:
-        p = 0.0
-        if budget_epochs:
-            p = max(p, (step + extra_steps) / (budget_epochs * steps_per_epoch))
-        if budget_s:
-            p = max(p, elapsed() / budget_s)
-        return p
-
-    stop_reason = None
-    final_epoch_done = epoch
-    while stop_reason is None:
-        if budget_epochs and epoch >= budget_epochs:
-            stop_reason = "epochs"
-            break
-        if budget_s and final_epoch_done > 0 and elapsed() + reserve_s >= budget_s:
-            stop_reason = "time"
-            break
-        epoch += 1
-        if strat.apply(progress(), epoch - 1):
-            say(f"epoch {epoch}: {strat.describe()}")
-        strat.train_mode()
-        # Per-epoch seeds: a resumed run draws exactly the tiles the uninterrupted one would have.
-        sampler.rng = np.random.default_rng([config.seed, epoch])
-        g = torch.Generator(device=device).manual_seed(config.seed * 100003 + epoch)
-        t_epoch = time.monotonic()
-        losses = []
-        i = 0
-        while i < steps_per_epoch:
-            if should_stop is not None and should_stop():
-                stop_reason = "cancelled"
-                break
-            # A budget used up before the first step (slow start on a busy machine) still gets one step, so that
-            # there is an epoch to validate and a result to write.
-            if budget_s and step > 0 and elapsed() + reserve_s >= budget_s:
-                stop_reason = "time"
-                break
-            lr = _lr_at(config, progress())
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            xb, yb = sampler.sample(batch_size)
-            try:
-                loss_val = _step(model, strat, optimizer, loss_fn, xb, yb, g, config, device, spec.in_channels, seg)
-            except _oom_types():
-                optimizer.zero_grad(set_to_none=True)
-                torch.cuda.empty_cache()
-                if batch_size <= 1:
-                    raise JobError("out of GPU memory even with batch size 1; use a smaller tile size or the CPU") from None
-                batch_size = max(1, batch_size // 2)
-                say(f"out of GPU memory: retrying with batch size {batch_size}")
-                continue
-            if not math.isfinite(loss_val):
-                raise JobError(f"the training loss became {loss_val} at step {step + 1}; lower the learning rate")
-            losses.append(loss_val)
-            step += 1
-            i += 1
-            if on_step is not None:
-                on_step({"epoch": epoch, "step": step, "progress": min(1.0, progress()), "loss": loss_val,
-                         "seconds": elapsed()})
-        if not losses or stop_reason == "cancelled":
-            # Nothing trained, or cancelled mid-epoch: the partial epoch is dropped (not validated or saved), so
-            # last/ stays at an epoch boundary and a resumed run repeats exactly what the uninterrupted one does.
-            epoch -= 1
-            break
-        t_val = elapsed()
-        scores = evaluate_samples(model, setup.val, spec, config, device, loss_fn)
-        train_loss = float(np.mean(losses))
-        record = {"epoch": epoch, "step": step, "seconds": round(elapsed(), 3),
-                  "wall_seconds": round(time.monotonic() - wall_start, 3), "clock": config.clock,
-                  "train_loss": train_loss,
-                  **scores, "lr": lr, "batch_size": batch_size, "device": device.type,
-                  "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                  "partial": i < steps_per_epoch}
-        if seg and setup.val:
-            score = scores["val_f1"]
-        elif setup.val:
-            score = -scores["val_loss"]
-        else:
-            score = -train_loss
-        improved = _is_better(score, best_score)
-        if improved:
-            best_score, best_epoch, best_record, since_best = score, epoch, dict(record), 0
-            _save_result(model, setup, config, workdir / "best", record, counts, device, elapsed(), "best so far",
-                         metrics_path=None)
-        else:
-            since_best += 1
-        record["best"] = improved
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        save_state(workdir / "last", model, optimizer, {
-            "epoch": epoch, "step": step, "seconds": elapsed(), "best_score": best_score, "best_epoch": best_epoch,
-            "best_record": best_record, "since_best": since_best, "batch_size": batch_size,
-            "data_hash": setup.raw.data_hash, "config": config.to_dict()})
-        final_epoch_done = epoch
-        reserve_s = max(reserve_s * 0.5, elapsed() - t_val)
-        f1s = f", val F1 {scores['val_f1']:.3f}" if scores.get("val_f1") is not None else ""
-        say(f"epoch {epoch}: train loss {train_loss:.4f}"
-            + (f", val loss {scores['val_loss']:.4f}" if scores.get("val_loss") is not None else "")
-            + f"{f1s}, {time.monotonic() - t_epoch:.1f} s{' (best)' if improved else ''}")
-        if on_epoch is not None:
-            on_epoch(dict(record))
-        # Early stopping only in the second half of the schedule: the high-lr first half of the cosine explores (a
-        # plateau there is not the end; on UO2 stopping at 80 % of a 4-minute budget cost 0.013 test F1, one run).
-        if config.patience and since_best >= config.patience and progress() >= 0.5:
-            stop_reason = "early stopping"
-        if stop_reason is None and i < steps_per_epoch:
-            stop_reason = "time"
-
-    stop_reason = stop_reason or "epochs"
-    if best_record and best_record.get("base") and final_epoch_done > 0:
-        note = (f"{BASE_KEPT_NOTE} on validation (val F1 {best_record['val_f1']:.3f}): the result is the base's "
-                "weights unchanged; try a smaller learning rate, freeze-encoder or l2sp, or label more images")
-        setup.notes.append(note)
-        say(note)
-    if final_epoch_done == 0 or not (workdir / "best").is_dir():
-        if stop_reason == "cancelled":
-            raise JobError("cancelled before the first epoch finished: nothing to save")
-        raise JobError("training stopped before its first epoch finished; give it more time or epochs")
-    # The result is the best epoch's weights (early stopping keeps the best, not the last).
-    from safetensors.torch import load_file
-
-    best_state = load_file(str(workdir / "best" / "model.safetensors"), device="cpu")
-    final = copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format)
-    final.load_state_dict(best_state)
-    final.eval()
-    result = _save_result(final, setup, config, out, dict(best_record or {}, epochs_run=final_epoch_done), counts,
-                          device, elapsed(), stop_reason, metrics_path=metrics_path)
-    say(f"done ({stop_reason}) after {final_epoch_done} epochs, {elapsed():.0f} s; best epoch {best_epoch}"
-        + (f" val F1 {best_record['val_f1']:.3f}" if best_record and best_record.get("val_f1") is not None else "")
-        + f"; result in {result}")
-    return result
-
-
-def _step(model, strat: Strategy, optimizer, loss_fn, xb: np.ndarray, yb: np.ndarray | None, g: torch.Generator,
+def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator,
           config: TrainConfig, device: torch.device, in_channels: int, seg: bool) -> float:
-    """One optimisation step on a batch of tiles (augmented on the device); returns the loss."""
-    x = torch.from_numpy(xb)[:, None].to(device, non_blocking=True)
+    """One optimisation step on a batch of tiles on the device (augmented there); returns the loss."""
     if seg:
-        y = torch.from_numpy(yb.astype(np.int64))[:, None].to(device, non_blocking=True)
         if config.augment:
             x, y = augment_batch(x, y, g, noise_probability=config.noise_probability, dose_range=config.dose_range,
                                  jitter=config.intensity_jitter)
@@ -656,7 +812,7 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         normalization=setup.norm.to_dict(),
         tile_size=max(setup.tile, getattr(base, "tile_size", 0) or 0, 256),
         receptive_field_px=getattr(base, "receptive_field_px", None),
-        input_downsample=float(config.downsample) if setup.target_pixel_size_nm is None else 1.0,
+        input_downsample=float(setup.downsample) if setup.target_pixel_size_nm is None else 1.0,
         description=desc,
         provenance=_provenance(setup, config, record, counts, device, seconds, stop_reason),
     )
@@ -699,4 +855,5 @@ def _card(meta, spec, model, name: str) -> str:
     return render_card(meta, spec, model_id=name, params=sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["Setup", "build_setup", "evaluate_samples", "make_loss", "pixel_scores", "predict_logits", "train"]
+__all__ = ["Budget", "Run", "Setup", "TileBatches", "TrainState", "build_setup", "evaluate_samples", "make_loss",
+           "pixel_scores", "predict_logits", "selection_score", "train", "train_epoch", "validate"]

@@ -17,10 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from temzoo.paths import REPO_ROOT
 from temzoo.zoo.meta import CARD_FILE, CONFIG_FILE, ModelSpec, TemzooMeta, read_meta, spec_from_config
 
-MODEL_CARDS_DIR = REPO_ROOT / "model_cards"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 CITATIONS = {
@@ -249,8 +247,9 @@ def write_card(folder: str | Path, text: str) -> Path:
     return p
 
 
-def sync_model_cards(bundled_dir: Path | None = None, dest: Path = MODEL_CARDS_DIR) -> list[Path]:
-    """Copy each bundled checkpoint's card to ``model_cards/<id>.md``; returns the files written."""
+def sync_model_cards(dest: Path, bundled_dir: Path | None = None) -> list[Path]:
+    """Copy each bundled checkpoint's card to ``dest/<id>.md`` (the checkout's ``model_cards/``); returns the files
+    written."""
     from temzoo.paths import bundled_zoo_dir
     from temzoo.zoo.registry import load_registry
 
@@ -265,6 +264,8 @@ def sync_model_cards(bundled_dir: Path | None = None, dest: Path = MODEL_CARDS_D
     return written
 
 
-if __name__ == "__main__":  # python -m temzoo.zoo.cards: refresh model_cards/ from the bundled folders
-    for p in sync_model_cards():
+if __name__ == "__main__":  # python -m temzoo.zoo.cards [DEST]: refresh model_cards/ from the bundled folders
+    import sys
+
+    for p in sync_model_cards(Path(sys.argv[1] if len(sys.argv) > 1 else "model_cards")):
         print(p)

@@ -112,18 +112,108 @@ def default_base(path: str | Path | None = None) -> str:
     return entries[0].id
 
 
-def recommended_base(pixel_size_nm: float | None, path: str | Path | None = None) -> str:
-    """The base to start a fine-tune from for images at ``pixel_size_nm``: the default base when the images are at
-    its scale (within 4x of its pixel size), otherwise ``"scratch"``.
+EVIDENCE_FILE = Path(__file__).resolve().parent / "transfer_evidence.json"
+# bench_transfer tests a base *family* with the target held out (generalist-minus-<target>); users get the shipped
+# member that saw everything.
+FAMILY_MEMBER = {"generalist": "generalist-tem"}
+HRTEM_BELOW_NM = 0.15  # calibrated images finer than this are matched with the HRTEM evidence, coarser with BF-TEM
 
-    Why (docs/PRETRAINING_STUDY.md, section 5): on simulated HRTEM the simulation-pretrained base beat scratch by
-    0.15-0.2 F1 at 2-8 labelled images, but on real bright-field sets at other scales (UO2 grain boundaries, steel
-    dislocation loops) no bundled base beat scratch at the same budget.
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The base to fine-tune from and the one-sentence reason (shown by the Fine-tune page and ``--base auto``)."""
+
+    base: str
+    reason: str
+
+
+def load_evidence(path: str | Path | None = None) -> dict | None:
+    """bench_transfer's per-target summary (``temzoo/zoo/transfer_evidence.json``), or None when absent/unreadable."""
+    import json
+
+    p = Path(path) if path else EVIDENCE_FILE
+    try:
+        ev = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return ev if isinstance(ev, dict) and isinstance(ev.get("targets"), dict) else None
+
+
+def _match_target(targets: dict, pixel_size_nm: float | None) -> tuple[str, dict] | None:
+    """The benchmark target most like images at ``pixel_size_nm``: HRTEM below 0.15 nm/px, else the BF-TEM target
+    nearest in pixel size; uncalibrated images match the uncalibrated BF-TEM target (UO2-like), else any BF-TEM."""
+    import math
+
+    if pixel_size_nm:
+        modality = "hrtem" if pixel_size_nm < HRTEM_BELOW_NM else "bf-tem"
+        same = [(t, v) for t, v in targets.items() if v.get("modality") == modality]
+        scaled = [(t, v) for t, v in same if v.get("pixel_size_nm")]
+        if scaled:
+            return min(scaled, key=lambda tv: abs(math.log(pixel_size_nm / tv[1]["pixel_size_nm"])))
+        return same[0] if same else None
+    bf = [(t, v) for t, v in targets.items() if v.get("modality") == "bf-tem"]
+    unscaled = [(t, v) for t, v in bf if not v.get("pixel_size_nm")]
+    return (unscaled or bf or [None])[0]
+
+
+def recommend_base(pixel_size_nm: float | None, n_labelled: int | None = None, path: str | Path | None = None,
+                   evidence: str | Path | None = None) -> Recommendation:
+    """The base to start a fine-tune from for ``n_labelled`` images at ``pixel_size_nm``, and why.
+
+    1. Images at the default base's own scale (within 4x of its pixel size): the default base, which was trained on
+       that kind of image (docs/PRETRAINING_STUDY.md, section 5: +0.08 to +0.21 F1 over scratch on unseen simulated
+       fields).
+    2. Otherwise the transfer evidence (bench/bench_transfer.py, leave-one-set-out, written to
+       ``transfer_evidence.json``): the target most like these images (by modality and pixel size), at the nearest
+       number of labelled images, and the base with the highest mean F1 there (a family tested held-out maps to its
+       shipped member, e.g. generalist -> generalist-tem), if the zoo has it.
+    3. No evidence for this kind of image: scratch.
     """
     entries = load_registry(path)
-    if not entries:
-        return "scratch"
-    first = entries[0]
-    if pixel_size_nm and first.pixel_size_nm and 0.25 <= pixel_size_nm / first.pixel_size_nm <= 4:
-        return first.id
-    return "scratch"
+    ids = {e.id for e in entries}
+    if entries:
+        first = entries[0]
+        if pixel_size_nm and first.pixel_size_nm and 0.25 <= pixel_size_nm / first.pixel_size_nm <= 4:
+            return Recommendation(first.id, f"{first.id} was trained on this kind of image (near "
+                                  f"{first.pixel_size_nm:g} nm/px) and beat scratch by +0.08 to +0.21 pixel F1 on "
+                                  "unseen simulated fields with 2-8 labels (docs/PRETRAINING_STUDY.md, section 5)")
+    ev = load_evidence(evidence)
+    match = _match_target(ev["targets"], pixel_size_nm) if ev else None
+    if match is None:
+        return Recommendation("scratch", "no transfer measurement covers this kind of image yet "
+                              "(bench/bench_transfer.py), and no zoo base was trained at its scale")
+    target, info = match
+    sizes = sorted(int(n) for n in info.get("results", {}))
+    if not sizes:
+        return Recommendation("scratch", f"the transfer evidence for {target} holds no results")
+    n = min(sizes, key=lambda k: (abs(k - n_labelled), -k)) if n_labelled else max(sizes)
+    cells = info["results"][str(n)]["bases"]
+    ranked = sorted(cells, key=lambda b: cells[b]["mean"], reverse=True)
+    p = ev.get("protocol", {})
+    how = (f"{p.get('minutes_cpu_per_run', '?')} CPU-min, {len(p.get('seeds', []))} seeds, "
+           f"bench/bench_transfer.py")
+    kind = f"{target} ({info.get('modality', '?')}, {info.get('structure', '')})"
+    scratch = cells.get("scratch")
+    for b in ranked:
+        member = "scratch" if b == "scratch" else FAMILY_MEMBER.get(b, b)
+        if member != "scratch" and member not in ids:
+            continue
+        c = cells[b]
+        if member == "scratch":
+            best_other = next((o for o in ranked if o != "scratch"), None)
+            vs = f"; best base {best_other} {cells[best_other]['mean']:.3f}" if best_other else ""
+            return Recommendation("scratch", f"on {kind} with {n} labelled images no zoo base beat scratch "
+                                  f"(scratch pixel F1 {c['mean']:.3f}{vs}; {how})")
+        diff = c.get("diff_mean")
+        gain = (f"beat scratch by {diff:+.3f} pixel F1 (± {c.get('diff_sd', 0):.3f} over seeds)" if diff is not None
+                and diff > 0 else f"scored {c['mean']:.3f} pixel F1 against scratch's "
+                f"{scratch['mean'] if scratch else float('nan'):.3f}")
+        held = " with that set held out" if b in FAMILY_MEMBER else ""
+        return Recommendation(member, f"on {kind} with {n} labelled images, {b}{held} {gain} ({how})")
+    return Recommendation("scratch", f"none of the bases measured on {target} is in this zoo")
+
+
+def recommended_base(pixel_size_nm: float | None, path: str | Path | None = None, n_labelled: int | None = None,
+                     evidence: str | Path | None = None) -> str:
+    """Id of :func:`recommend_base`'s choice (``"scratch"`` or a zoo id)."""
+    return recommend_base(pixel_size_nm, n_labelled, path, evidence).base
