@@ -1,7 +1,7 @@
 """Domain-shift table: every shared micrograph against every bundled model (temzoo.ood score), and the AUROC of the
 score, in-domain (each model's own held-out test images) vs out-of-domain (micrographs of other kinds).
 
-    HF_HUB_OFFLINE=1 python bench/bench_ood.py [--write-zoo] [--out docs/DOMAIN_SHIFT.md] [--work DIR]
+    HF_HUB_OFFLINE=1 python -m bench.bench_ood [--write-zoo] [--out docs/DOMAIN_SHIFT.md] [--work DIR]
 
 1. The in-domain sets of each bundled model, as its recipe split them (temzoo.json provenance): UO2 and steel from
    ../shared/data/labeled (train / validation / test by file name); hrtem-nanoparticle re-simulated with the recipe's
@@ -229,7 +229,7 @@ def render(results: dict, micrographs: list, seconds: float, machine_line: str) 
     lines = [
         "# Domain shift: does the warning fire?",
         "",
-        "Produced by `python bench/bench_ood.py --write-zoo` (temzoo.ood; no random numbers: simulation seeds 0 and "
+        "Produced by `python -m bench.bench_ood --write-zoo` (temzoo.ood; no random numbers: simulation seeds 0 and "
         f"1000, the recipes' own). Machine: {machine_line}; {seconds:.0f} s.",
         "",
         "**Score**: the largest absolute z-score over the deepest encoder features (per-channel spatial mean and "

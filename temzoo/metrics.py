@@ -167,8 +167,12 @@ def object_counts(pred_mask: np.ndarray, truth: np.ndarray, pixel_size_nm: float
 
 
 def _eq_diameters(labels: np.ndarray) -> np.ndarray:
+    """Equivalent diameters (px) of the labelled objects not cut by the image edge (their size is not theirs)."""
     areas = np.bincount(labels.ravel())[1:]
-    return np.sqrt(4 * areas / np.pi)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    keep = np.ones(areas.size, bool)
+    keep[border[border > 0] - 1] = False
+    return np.sqrt(4 * areas[keep & (areas > 0)] / np.pi)
 
 
 def size_distance(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float | None:
