@@ -110,6 +110,40 @@ class _RegionLogit:
         return (out * self.region).sum(dim=(-2, -1)) / self.n
 
 
+def _attribute(method: str, f, model, x, shape: tuple[int, int], opts: ExplainOptions, info: dict):
+    """Captum attribution of the region logit ``f`` for input ``x`` (one of the gradient/perturbation methods);
+    method details go into ``info``."""
+    import torch
+
+    if method == "integrated-gradients":
+        from captum.attr import IntegratedGradients
+
+        # Baseline 0 = the mean intensity of a standardised image: "no contrast at all".
+        attr = IntegratedGradients(f).attribute(x, baselines=0.0, n_steps=opts.ig_steps, internal_batch_size=4)
+        info["ig_steps"] = opts.ig_steps
+        return attr[0, 0]
+    if method == "occlusion":
+        from captum.attr import Occlusion
+
+        side = min(shape)
+        win = opts.occlusion_window or int(np.clip(side // 6, 8, 48))
+        strd = opts.occlusion_stride or max(1, win // 2)
+        with torch.no_grad():
+            attr = Occlusion(f).attribute(x, sliding_window_shapes=(1, win, win), strides=(1, strd, strd),
+                                          baselines=0.0, perturbations_per_eval=16)
+        info.update({"window_px": win, "stride_px": strd})
+        return attr[0, 0]
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    blocks = getattr(getattr(model, "decoder", None), "blocks", None)
+    if blocks is None or len(blocks) == 0:
+        raise DataError("Grad-CAM needs an smp decoder with blocks; use integrated-gradients instead")
+    layer = blocks[opts.gradcam_block]
+    cam = LayerGradCam(f, layer).attribute(x, relu_attributions=True)
+    info["layer"] = f"decoder.blocks[{opts.gradcam_block}]"
+    return LayerAttribution.interpolate(cam, shape, interpolate_mode="bilinear")[0, 0]
+
+
 def explain(checkpoint, micrograph, method: str = "integrated-gradients", region=None, frame: int = 0,
             options: ExplainOptions | None = None, prediction=None, progress=None) -> Explanation:
     """Importance map for ``region`` of one frame (default: the predicted foreground, from ``prediction`` if given)."""
@@ -157,34 +191,7 @@ def explain(checkpoint, micrograph, method: str = "integrated-gradients", region
     f = _RegionLogit(model, r, target)
     info = {"crop_model_px": [y0, x0, y1, x1], "region_model_px": int(rmask.sum()), "target_class": target,
             "receptive_field": rf}
-    if method == "integrated-gradients":
-        from captum.attr import IntegratedGradients
-
-        # Baseline 0 = the mean intensity of a standardised image: "no contrast at all".
-        attr = IntegratedGradients(f).attribute(x, baselines=0.0, n_steps=opts.ig_steps, internal_batch_size=4)
-        amap = attr[0, 0]
-        info["ig_steps"] = opts.ig_steps
-    elif method == "occlusion":
-        from captum.attr import Occlusion
-
-        side = min(padded.shape)
-        win = opts.occlusion_window or int(np.clip(side // 6, 8, 48))
-        strd = opts.occlusion_stride or max(1, win // 2)
-        with torch.no_grad():
-            attr = Occlusion(f).attribute(x, sliding_window_shapes=(1, win, win), strides=(1, strd, strd),
-                                          baselines=0.0, perturbations_per_eval=16)
-        amap = attr[0, 0]
-        info.update({"window_px": win, "stride_px": strd})
-    else:
-        from captum.attr import LayerAttribution, LayerGradCam
-
-        blocks = getattr(getattr(model, "decoder", None), "blocks", None)
-        if blocks is None or len(blocks) == 0:
-            raise DataError("Grad-CAM needs an smp decoder with blocks; use integrated-gradients instead")
-        layer = blocks[opts.gradcam_block]
-        cam = LayerGradCam(f, layer).attribute(x, relu_attributions=True)
-        amap = LayerAttribution.interpolate(cam, tuple(padded.shape), interpolate_mode="bilinear")[0, 0]
-        info["layer"] = f"decoder.blocks[{opts.gradcam_block}]"
+    amap = _attribute(method, f, model, x, tuple(padded.shape), opts, info)
     amap = amap.detach().float().cpu().numpy()[:ch, :cw]
     full = np.zeros(prep.image.shape, np.float32)
     full[y0:y1, x0:x1] = amap

@@ -13,6 +13,7 @@ from temzoo.train.config import STRATEGIES
 from temzoo.train.strategies import Strategy, encoder_stages, gradual_phase, trainable_names, trainable_parameters
 from temzoo.zoo import load_model
 from temzoo.zoo.checkpoint import ModelSpec
+from tests.strategy_base import StrategyTest
 from tests.trainsets import write_disc_set
 
 
@@ -74,32 +75,40 @@ def test_encoder_stages_and_gradual_schedule():
     assert deepest <= trainable_names(m, "gradual", 1) and not set(stages[0][1]) & trainable_names(m, "gradual", 2)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_every_strategy_end_to_end(disc_set, tmp_path, tiny_checkpoint, strategy):
-    result = _run(disc_set, tmp_path, tiny_checkpoint, strategy)
-    ck = load_model(str(result))  # a usable zoo folder
-    assert ck.meta.provenance["strategy"] == strategy and ck.meta.pixel_size_nm == 0.05
-    assert ck.meta.provenance["base_model"] == (None if strategy == "scratch" else str(tiny_checkpoint))
-    lines = [json.loads(x) for x in (tmp_path / "work" / "metrics.jsonl").read_text().splitlines()]
-    assert len(lines) == 1 and 0 <= lines[0]["val_f1"] <= 1
-    # the trained weights (workdir/last): the result may be the base itself when the epoch did not beat it
-    base, new = _state(tiny_checkpoint), _state(tmp_path / "work" / "last")
-    enc, dec = _same(base, new, "encoder."), _same(base, new, "decoder.")
-    if strategy == "freeze-encoder":
-        assert all(enc.values()), "frozen encoder (weights and BatchNorm statistics) must be bit-identical"
-        assert not all(dec.values())
-    elif strategy == "freeze-decoder":
-        assert all(dec.values()) and not all(enc.values())
-    elif strategy == "gradual":
-        assert all(enc.values())  # one short epoch: still in the head/decoder phase
-        assert not all(dec.values())
-    elif strategy == "scratch":
-        conv = [k for k in enc if k.endswith("conv1.weight")]
-        assert not any(enc[k] for k in conv)  # random init, not the base
-    else:  # full, l2, l2sp: everything trains but pretrained BatchNorm statistics stay (batch 2 < 8)
-        assert not all(v for k, v in enc.items() if k.endswith(".weight"))
-        stats = {k: v for k, v in enc.items() if "running_" in k}
-        assert stats and all(stats.values())
+class TestScratch(StrategyTest):
+    strategy, random_init, trained = "scratch", True, ("encoder.", "decoder.")
+
+
+class TestFreezeEncoder(StrategyTest):
+    strategy, frozen = "freeze-encoder", ("encoder.",)  # weights and BatchNorm statistics
+
+
+class TestFreezeDecoder(StrategyTest):
+    strategy, frozen, trained = "freeze-decoder", ("decoder.",), ("encoder.",)
+
+
+class TestGradual(StrategyTest):
+    strategy, frozen = "gradual", ("encoder.",)  # one short epoch: still in the head/decoder phase
+
+
+class TestFull(StrategyTest):
+    strategy, trained, bn_frozen = "full", ("encoder.", "decoder."), True  # batch 2 < 8
+
+
+class TestL2(StrategyTest):
+    strategy, trained, bn_frozen = "l2", ("encoder.", "decoder."), True
+
+
+class TestL2SP(StrategyTest):
+    strategy, trained, bn_frozen = "l2sp", ("encoder.", "decoder."), True
+
+
+def test_every_strategy_has_its_test_and_the_registry_is_the_list():
+    from temzoo.train.strategies import registered_strategies
+
+    assert registered_strategies() == STRATEGIES
+    tested = {c.strategy for c in StrategyTest.__subclasses__()}
+    assert tested == set(STRATEGIES)
 
 
 def test_gradual_unfreezes_deepest_first(disc_set, tmp_path, tiny_checkpoint):

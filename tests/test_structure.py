@@ -8,11 +8,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PKG = REPO / "temzoo"
 MAX_FUNCTION_LINES = 80
-# Functions still being split (issue #15); each may only shrink, and the list only lose entries.
-LONG_FUNCTIONS: dict[str, int] = {
-    "temzoo/zoo/cards.py:render_card": 128,
-    "temzoo/explain.py:explain": 83,
-}
+# Functions allowed over the limit while being split (each may only shrink, the list only lose entries): none now.
+LONG_FUNCTIONS: dict[str, int] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -293,3 +293,20 @@ def test_region_validation_trains_on_every_image(disc_set, tmp_path):
     assert len(prov["train_images"]) == 4 and prov["val_images"] == prov["train_images"]
     with pytest.raises(Exception, match="unknown validation"):
         _cfg(disc_set, validation="tiles").validate()
+
+
+def test_validation_f1_is_evaluates_f1(disc_set, tmp_path, tiny_checkpoint):
+    """Validation scores pixels as ``evaluate`` does (metrics.PixelCounts at probability 0.5), on the same images."""
+    from temzoo.metrics import evaluate_folders
+    from temzoo.train import data as D
+    from temzoo.zoo.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tiny_checkpoint)
+    px = ck.meta.pixel_size_nm
+    images, masks = disc_set
+    samples = D.prepare(D.read_set(images, masks, pixel_size_nm=px), px, ck.meta.norm)
+    cfg = TrainConfig(images=str(images), masks=str(masks), amp=False, channels_last=False)
+    val = L.evaluate_samples(ck.model, samples, ck.spec, cfg, torch.device("cpu"), L.make_loss(cfg, 1))
+    ev = evaluate_folders(ck, images, masks, pixel_size_nm=px)
+    assert 0 < ev["f1"] < 1  # a score that can differ
+    assert val["val_f1"] == pytest.approx(ev["f1"], abs=2e-3) and val["val_iou"] == pytest.approx(ev["iou"], abs=2e-3)

@@ -9,6 +9,8 @@ from temzoo.errors import TemzooError
 from temzoo.io.units import check_pixel_size
 
 VALIDATIONS = ("image", "regions", "none")
+# The registered strategies (temzoo.train.strategies), named here so that a CLI or form can list them without
+# importing torch; tests/test_strategies.py checks the two agree.
 STRATEGIES = ("scratch", "freeze-encoder", "freeze-decoder", "full", "gradual", "l2", "l2sp")
 TASKS = ("segmentation", "denoising")
 LOSSES = ("bce+dice", "focal", "bce", "dice", "mse", "l1")
@@ -94,8 +96,9 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise :class:`TemzooError` (one line) for values no training run can use; return self."""
-        if self.strategy not in STRATEGIES:
-            raise TemzooError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        from temzoo.train.strategies import get_strategy
+
+        get_strategy(self.strategy)  # the registry is the one list of strategies
         if self.task not in TASKS:
             raise TemzooError(f"unknown task {self.task!r}; choose segmentation or denoising")
         if self.loss not in LOSSES:

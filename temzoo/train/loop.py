@@ -24,6 +24,7 @@ import torch
 
 from temzoo.device import cpu_bf16_native
 from temzoo.errors import JobError, TemzooError
+from temzoo.metrics import PixelCounts, pixel_counts
 from temzoo.preprocess import Normalization
 from temzoo.train import data as D
 from temzoo.train.augment import augment_batch, poisson_noise, random_dihedral, random_doses
@@ -74,9 +75,16 @@ def effective_downsample(config: TrainConfig, base_meta) -> float:
     resolution is fine-tuned at half resolution, and so is its result scored and used), else 1."""
     if config.downsample is not None:
         return float(config.downsample)
-    if base_meta is not None and config.strategy != "scratch":
+    if base_meta is not None and _uses_base(config):
         return float(getattr(base_meta, "input_downsample", 1.0) or 1.0)
     return 1.0
+
+
+def _uses_base(config: TrainConfig) -> bool:
+    """The strategy starts from the base's weights (not only its architecture)."""
+    from temzoo.train.strategies import get_strategy
+
+    return get_strategy(config.strategy).uses_base_weights
 
 
 def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: list[str],
@@ -85,7 +93,7 @@ def _choose_pixel_size(config: TrainConfig, raw: D.RawSet, base_meta, notes: lis
     if config.target_pixel_size_nm:
         return float(config.target_pixel_size_nm)
     data_px = [p for p in raw.pixel_sizes if p]
-    base_px = getattr(base_meta, "pixel_size_nm", None) if config.strategy != "scratch" else None
+    base_px = getattr(base_meta, "pixel_size_nm", None) if _uses_base(config) else None
     if base_px and data_px and raw.calibrated:
         ratio = float(np.median(data_px)) / base_px
         if 0.25 <= ratio <= 4:
@@ -140,7 +148,7 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     model = new_spec.build()
     pretrained: set[str] = set()
     head_note = None
-    if ck is not None and config.strategy != "scratch":
+    if ck is not None and _uses_base(config):
         base_task = getattr(base_meta, "task", "segmentation")
         reinit_head = spec.classes != out_classes or base_task != config.task
         if reinit_head:
@@ -174,7 +182,7 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
     """A segmentation base kept whole (same classes, head not reinitialised) can be scored before training."""
     base_task = getattr(setup.base_meta, "task", None)
-    return (config.task == "segmentation" and base_task == "segmentation" and config.strategy != "scratch"
+    return (config.task == "segmentation" and base_task == "segmentation" and _uses_base(config)
             and not setup.head_reinitialised and bool(setup.val))
 
 
@@ -205,13 +213,6 @@ def make_loss(config: TrainConfig, n_out: int) -> Callable[[torch.Tensor, torch.
         return bce(logits, target) + dice(logits, target)
 
     return loss
-
-
-def pixel_scores(tp: int, fp: int, fn: int) -> tuple[float, float]:
-    """Pooled pixel F1 and IoU (1.0 when there is nothing to find and nothing was found)."""
-    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0
-    iou = tp / (tp + fp + fn) if (tp + fp + fn) else 1.0
-    return float(f1), float(iou)
 
 
 def _forward(model, x: torch.Tensor, device: torch.device, amp: bool, in_channels: int,
@@ -255,7 +256,7 @@ def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainCo
     model.eval()
     stride, inc = setup_spec.stride, setup_spec.in_channels
     losses, weights = [], []
-    tp = fp = fn = 0
+    counts = PixelCounts()
     se = 0.0
     n_px = 0
     g = torch.Generator().manual_seed(12345)  # fixed noise: validation scores comparable across epochs
@@ -275,18 +276,7 @@ def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainCo
             lt = torch.from_numpy(logits)[None]
             y = torch.from_numpy(s.mask.astype(np.int64))[None, None]
             losses.append(float(loss_fn(lt, y)))
-            if logits.shape[0] == 1:
-                pred = logits[0] > 0
-                gt = s.mask > 0
-                tp += int(np.sum(pred & gt))
-                fp += int(np.sum(pred & ~gt))
-                fn += int(np.sum(~pred & gt))
-            else:
-                pred = logits.argmax(0)
-                for c in range(1, logits.shape[0]):
-                    tp += int(np.sum((pred == c) & (s.mask == c)))
-                    fp += int(np.sum((pred == c) & (s.mask != c)))
-                    fn += int(np.sum((pred != c) & (s.mask == c)))
+            counts = counts + _val_counts(logits, s.mask)
         weights.append(s.image.size)
     if was_training:
         model.train()
@@ -296,8 +286,20 @@ def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainCo
         # Clean images are standardised (variance 1), so PSNR is taken against a peak-to-peak of ~ 2*3 sd.
         return {"val_loss": val_loss, "val_f1": None, "val_iou": None,
                 "val_psnr": float(10 * math.log10(36.0 / max(mse, 1e-12)))}
-    f1, iou = pixel_scores(tp, fp, fn)
-    return {"val_loss": val_loss, "val_f1": f1, "val_iou": iou}
+    scores = counts.scores()
+    return {"val_loss": val_loss, "val_f1": scores["f1"], "val_iou": scores["iou"]}
+
+
+def _val_counts(logits: np.ndarray, mask: np.ndarray) -> PixelCounts:
+    """Pixel counts as ``evaluate`` takes them (:func:`temzoo.metrics.pixel_counts`, probability at 0.5); a
+    multi-class net is counted per foreground class and pooled."""
+    if logits.shape[0] == 1:
+        return pixel_counts(1.0 / (1.0 + np.exp(-logits[0])), mask)
+    pred = logits.argmax(0)
+    total = PixelCounts()
+    for c in range(1, logits.shape[0]):
+        total = total + pixel_counts((pred == c).astype(np.float32), mask == c)
+    return total
 
 
 # ------------------------------------------------------------------------------------------------ the loop
@@ -764,13 +766,13 @@ def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, d
 
     base_prov = dict(getattr(setup.base_meta, "provenance", {}) or {})
     lineage = list(base_prov.get("lineage") or [])
-    if setup.base_meta is not None and config.strategy != "scratch":
+    if setup.base_meta is not None and _uses_base(config):
         lineage.append({"model": setup.base_id, "task": setup.base_meta.task,
                         "strategy": base_prov.get("strategy"), "data_hash": base_prov.get("data_hash")})
     metrics = {k: record[k] for k in ("val_f1", "val_iou", "val_loss", "val_psnr") if record.get(k) is not None}
     metrics = {k.removeprefix("val_"): round(float(v), 5) for k, v in metrics.items()}
     return {
-        "base_model": None if config.strategy == "scratch" else setup.base_id,
+        "base_model": None if not _uses_base(config) else setup.base_id,
         "strategy": config.strategy,
         "task": config.task,
         "training_data": setup.raw.description,
@@ -867,4 +869,4 @@ def _card(meta, spec, model, name: str) -> str:
 
 
 __all__ = ["Budget", "Run", "Setup", "TileBatches", "TrainState", "build_setup", "evaluate_samples", "make_loss",
-           "pixel_scores", "predict_logits", "selection_score", "train", "train_epoch", "validate"]
+           "predict_logits", "selection_score", "train", "train_epoch", "validate"]

@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from temzoo.train.config import STRATEGIES
+from temzoo.errors import TemzooError
 
 PARTS = ("encoder", "decoder", "head")
 _STAGE_CONTAINERS = {"blocks", "stages", "layers", "features", "stages_"}
@@ -87,20 +88,142 @@ def gradual_phase(n_stages: int, progress: float, epoch: int, unfreeze_every: in
     return min(n_stages, 1 + int(math.floor((progress - 0.2) / 0.6 * n_stages)))
 
 
-def trainable_names(model: nn.Module, strategy: str, phase: int = 0) -> set[str]:
-    """Parameter names that train under ``strategy`` (``phase``: unfrozen encoder stages for ``gradual``)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}")
-    names = [n for n, _ in model.named_parameters()]
-    if strategy == "freeze-encoder":
+# ------------------------------------------------------------------------------------------------ registry
+_REGISTRY: dict[str, type[StrategyKind]] = {}
+
+
+def register_strategy(cls: type[StrategyKind]) -> type[StrategyKind]:
+    """Class decorator (as timm's ``register_model``): make the strategy available under ``cls.name``."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"strategy {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_strategy(name: str) -> StrategyKind:
+    """The registered strategy called ``name``; an unknown name is a one-line error listing the known ones."""
+    if name not in _REGISTRY:
+        raise TemzooError(f"unknown strategy {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]()
+
+
+def registered_strategies() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+class StrategyKind:
+    """One transfer-learning strategy: which parameters train, its regulariser, its card text and its validity."""
+
+    name: ClassVar[str]
+    card_text: ClassVar[str]  # one line for model cards and help
+    uses_base_weights: ClassVar[bool] = True  # False: random initialisation (the base only gives the architecture)
+    penalised: ClassVar[bool] = False  # an explicit penalty, which replaces AdamW's decoupled weight decay
+    citation: ClassVar[str | None] = None  # key of temzoo.zoo.cards.CITATIONS cited beside the defaults
+    staged: ClassVar[bool] = False  # unfreezes encoder stages over the run (phase > 0)
+    anchored: ClassVar[bool] = False  # keeps a copy of the pretrained kernels (the penalty pulls towards it)
+
+    def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
+        return set(names)
+
+    def phase(self, n_stages: int, progress: float, epoch: int, unfreeze_every: int | None) -> int:
+        return 0
+
+    def penalty(self, strat: Strategy) -> torch.Tensor | None:
+        return None
+
+
+@register_strategy
+class Scratch(StrategyKind):
+    name = "scratch"
+    card_text = "trained from random initialisation; everything trains"
+    uses_base_weights = False
+
+
+@register_strategy
+class FreezeEncoder(StrategyKind):
+    name = "freeze-encoder"
+    card_text = "the pretrained encoder is fixed (weights and BatchNorm statistics); decoder and head train"
+
+    def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
         return {n for n in names if part_of(n) != "encoder"}
-    if strategy == "freeze-decoder":
+
+
+@register_strategy
+class FreezeDecoder(StrategyKind):
+    name = "freeze-decoder"
+    card_text = "the pretrained decoder is fixed; encoder and head train"
+
+    def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
         return {n for n in names if part_of(n) != "decoder"}
-    if strategy == "gradual":
+
+
+@register_strategy
+class Full(StrategyKind):
+    name = "full"
+    card_text = "deep fine-tuning: everything trains, pretrained BatchNorm statistics frozen for small batches"
+
+
+@register_strategy
+class Gradual(StrategyKind):
+    name = "gradual"
+    card_text = "head and decoder first, then encoder stages unfrozen deepest-first over the budget"
+    citation = "l2"
+    staged = True
+
+    def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
         stages = encoder_stages(model)
         open_ = {p for _, ps in stages[len(stages) - phase:] for p in ps} if phase > 0 else set()
         return {n for n in names if part_of(n) != "encoder" or n in open_}
-    return set(names)
+
+    def phase(self, n_stages: int, progress: float, epoch: int, unfreeze_every: int | None) -> int:
+        return gradual_phase(n_stages, progress, epoch, unfreeze_every)
+
+
+@register_strategy
+class L2(StrategyKind):
+    name = "l2"
+    card_text = "full fine-tuning + an L2 penalty on the decoder and head kernels (Ochoa et al.)"
+    penalised = True
+    citation = "l2"
+
+    def penalty(self, strat: Strategy) -> torch.Tensor | None:
+        terms = [p.float().pow(2).sum() for n, p in strat.model.named_parameters()
+                 if part_of(n) != "encoder" and _is_kernel(n, p) and p.requires_grad]
+        return strat.l2_lambda * torch.stack(terms).sum() if terms else None
+
+
+@register_strategy
+class L2SP(StrategyKind):
+    name = "l2sp"
+    card_text = "L2-SP: pretrained kernels pulled towards their starting values, new ones towards 0 (Li et al.)"
+    penalised = True
+    citation = "l2"
+    anchored = True
+
+    def penalty(self, strat: Strategy) -> torch.Tensor | None:
+        sp, new = [], []
+        for n, p in strat.model.named_parameters():
+            if not _is_kernel(n, p) or not p.requires_grad:
+                continue
+            if n in strat._w0:
+                w0 = strat._w0[n]
+                if w0.device != p.device:
+                    w0 = strat._w0[n] = w0.to(p.device)
+                sp.append((p.float() - w0.float()).pow(2).sum())
+            else:
+                new.append(p.float().pow(2).sum())
+        total = None
+        if sp:
+            total = 0.5 * strat.l2sp_alpha * torch.stack(sp).sum()
+        if new:
+            t = 0.5 * strat.l2sp_beta * torch.stack(new).sum()
+            total = t if total is None else total + t
+        return total
+
+
+def trainable_names(model: nn.Module, strategy: str, phase: int = 0) -> set[str]:
+    """Parameter names that train under ``strategy`` (``phase``: unfrozen encoder stages for ``gradual``)."""
+    return get_strategy(strategy).trainable(model, [n for n, _ in model.named_parameters()], phase)
 
 
 def trainable_parameters(model: nn.Module, strategy: str) -> dict:
@@ -123,7 +246,7 @@ def trainable_parameters(model: nn.Module, strategy: str) -> dict:
             counts["trainable"] += k
             counts[f"{part}_trainable"] += k
     counts["fraction"] = counts["trainable"] / max(1, counts["total"])
-    if strategy == "gradual":
+    if get_strategy(strategy).staged:
         counts["trainable_at_end"] = counts["total"]
         counts["stages"] = [name for name, _ in encoder_stages(model)]
     return counts
@@ -150,10 +273,9 @@ class Strategy:
     _w0: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.name!r}")
+        self.kind = get_strategy(self.name)
         self.n_stages = len(encoder_stages(self.model))
-        if self.name == "l2sp":
+        if self.kind.anchored:
             # The anchor w0: a detached copy of the pretrained kernels at the start of fine-tuning.
             self._w0 = {n: p.detach().clone() for n, p in self.model.named_parameters()
                         if n in self.pretrained and _is_kernel(n, p)}
@@ -162,8 +284,7 @@ class Strategy:
     # -------------------------------------------------------------------------------------------- freezing
     def apply(self, progress: float, epoch: int) -> bool:
         """Set ``requires_grad`` for this point of the run; True when the set of trainable parameters changed."""
-        if self.name == "gradual":
-            self.phase = gradual_phase(self.n_stages, progress, epoch, self.unfreeze_every)
+        self.phase = self.kind.phase(self.n_stages, progress, epoch, self.unfreeze_every)
         train = trainable_names(self.model, self.name, self.phase)
         changed = False
         for n, p in self.model.named_parameters():
@@ -199,37 +320,14 @@ class Strategy:
     # --------------------------------------------------------------------------------------------- penalty
     def penalty(self) -> torch.Tensor | None:
         """The strategy's regulariser (None when it has none)."""
-        if self.name == "l2":
-            terms = [p.float().pow(2).sum() for n, p in self.model.named_parameters()
-                     if part_of(n) != "encoder" and _is_kernel(n, p) and p.requires_grad]
-            return self.l2_lambda * torch.stack(terms).sum() if terms else None
-        if self.name == "l2sp":
-            sp, new = [], []
-            for n, p in self.model.named_parameters():
-                if not _is_kernel(n, p) or not p.requires_grad:
-                    continue
-                if n in self._w0:
-                    w0 = self._w0[n]
-                    if w0.device != p.device:
-                        w0 = self._w0[n] = w0.to(p.device)
-                    sp.append((p.float() - w0.float()).pow(2).sum())
-                else:
-                    new.append(p.float().pow(2).sum())
-            total = None
-            if sp:
-                total = 0.5 * self.l2sp_alpha * torch.stack(sp).sum()
-            if new:
-                t = 0.5 * self.l2sp_beta * torch.stack(new).sum()
-                total = t if total is None else total + t
-            return total
-        return None
+        return self.kind.penalty(self)
 
     def uses_weight_decay(self) -> bool:
         """Explicit penalties replace AdamW's decoupled decay (otherwise the weights would be pulled twice)."""
-        return self.name not in ("l2", "l2sp")
+        return not self.kind.penalised
 
     def describe(self) -> str:
         n_train = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         n_all = sum(p.numel() for p in self.model.parameters())
-        extra = f", phase {self.phase}/{self.n_stages}" if self.name == "gradual" else ""
+        extra = f", phase {self.phase}/{self.n_stages}" if self.kind.staged else ""
         return f"{self.name}: {n_train:,} of {n_all:,} parameters trainable{extra}"

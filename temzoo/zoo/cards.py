@@ -79,16 +79,28 @@ def render_card(
     extra_tags: tuple[str, ...] = (),
 ) -> str:
     """The full ``README.md`` text (YAML header + markdown body) for a checkpoint."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
     prov = dict(meta.provenance or {})
     name = model_id or (repo_id.split("/")[-1] if repo_id else "temzoo model")
-    task = meta.task
     metrics = _metrics(prov)
+    eval_name = str(prov.get("eval_data") or prov.get("training_data") or "held-out images")
+    data = _card_header(meta, prov, name, metrics, eval_name, extra_tags)
+    lines = _card_description(meta, spec, prov, name, model_id, repo_id, params)
+    lines += _card_evaluation(meta, prov, metrics, eval_name)
+    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
+    return str(ModelCard(content))
+
+
+def _card_header(meta: TemzooMeta, prov: dict, name: str, metrics: dict[str, float], eval_name: str,
+                 extra_tags: tuple[str, ...]):
+    """The card's YAML header (Hub keys) as ``ModelCardData``."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    task = meta.task
     base_ref = prov.get("base_model")
     base_hub = _hub_id(base_ref)
     datasets = [d for d in (prov.get("datasets") or []) if _REPO_ID.match(str(d))]
-    eval_name = str(prov.get("eval_data") or prov.get("training_data") or "held-out images")
     eval_results = [
         EvalResult(
             task_type=PIPELINE_TAG.get(task, "image-segmentation"),
@@ -101,7 +113,7 @@ def render_card(
     ]
     tags = ["temzoo", task, "tem", "electron-microscopy", "segmentation-models-pytorch"]
     tags += [t for t in (*extra_tags, *(prov.get("tags") or [])) if t not in tags]
-    data = ModelCardData(
+    return ModelCardData(
         library_name="segmentation-models-pytorch",
         license=str(prov.get("license") or "mit"),
         tags=tags,
@@ -113,6 +125,11 @@ def render_card(
         eval_results=eval_results or None,
     )
 
+
+def _card_description(meta: TemzooMeta, spec: ModelSpec, prov: dict, name: str, model_id: str,
+                      repo_id: str | None, params: int | None) -> list[str]:
+    """The body up to the evaluation: use, network, training data, pixel size, acquisition, how to load."""
+    task = meta.task
     px = f"{meta.pixel_size_nm:g} nm/px" if meta.pixel_size_nm else "uncalibrated (no pixel size recorded)"
     if not meta.pixel_size_nm and meta.input_downsample != 1:
         px += f"; works at 1/{meta.input_downsample:g} of its training images' resolution (inputs are shrunk alike)"
@@ -167,6 +184,13 @@ def render_card(
         "",
         "## Evaluation",
     ]
+    return lines
+
+
+def _card_evaluation(meta: TemzooMeta, prov: dict, metrics: dict[str, float], eval_name: str) -> list[str]:
+    """The body from the evaluation on: metrics, lineage, limitations, citations."""
+    task = meta.task
+    lines: list[str] = []
     if metrics:
         lines += [f"On {eval_name}:", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in metrics.items()]
@@ -192,11 +216,22 @@ def render_card(
     cites = prov.get("citation") or [CITATIONS.get(task, CITATIONS["segmentation"]), CITATIONS["unet"]]
     if isinstance(cites, str):
         cites = [cites]
-    if str(prov.get("strategy") or "") in ("l2", "l2sp", "gradual"):
-        cites = [*cites, CITATIONS["l2"]]
+    cited = _strategy_citation(str(prov.get("strategy") or ""))
+    if cited:
+        cites = [*cites, CITATIONS[cited]]
     lines += [f"- {c}" for c in cites]
-    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
-    return str(ModelCard(content))
+    return lines
+
+
+def _strategy_citation(name: str) -> str | None:
+    """The CITATIONS key the registered strategy ``name`` cites (None for none or an unknown name)."""
+    from temzoo.errors import TemzooError
+    from temzoo.train.strategies import get_strategy
+
+    try:
+        return get_strategy(name).citation if name else None
+    except TemzooError:
+        return None
 
 
 def card_data(text: str) -> dict:
