@@ -61,6 +61,12 @@ ensemble = c3.multiselect("Ensemble with", others, key="seg_ensemble",
                           help="Average with other zoo models; adds their disagreement.") if others else []
 threshold = c4.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="seg_threshold")
 
+kind = tzm.class_kind(ck.meta)  # objects (particles, loops) or a network (boundaries): the numbers follow it
+include_edge = st.toggle(
+    "Count sizes of objects cut by the image edge" if kind == "objects" else "Count sizes of grains cut by the edge",
+    value=False, key="seg_include_edge",
+    help="Objects touching the border are only partly in the field of view: their sizes are too small. They are "
+         "flagged in the table (touches_edge) and left out of the size statistics unless this is on.")
 opts = PredictOptions(tta=tta, mc_dropout=int(mc), threshold=float(threshold))
 fkey = seg.frame_key(mg, frame)
 pkey = ("predict", fkey, model_ref, tuple(ensemble), seg.options_key(opts))
@@ -82,7 +88,9 @@ def _predict():
 try:
     pred = seg.cached(pkey, _predict)
     domain = seg.cached(("domain", fkey, model_ref), lambda: tzm.domain_shift(ck, mg, frame))
-    summary = seg.cached(("summary", pkey), lambda: tzm.unsupervised_metrics(pred))
+    table = seg.cached(("table", pkey, kind), lambda: tzm.region_table_for(pred, kind))
+    summary = seg.cached(("summary", pkey, kind, include_edge), lambda: tzm.unsupervised_metrics(
+        pred, kind=kind, include_edge=include_edge, table=table))
 except TemzooError as err:
     st.error(str(err))
     st.stop()
@@ -129,30 +137,22 @@ if expl is not None:
     st.caption(f"{expl.method}: {expl.seconds:.1f} s; {what}.")
 
 # --------------------------------------------------------------------------------------------------------- numbers
-unit = summary["size_unit"]
-m = st.columns(6)
-m[0].metric("Objects", summary["n_objects"])
-m[1].metric("Convex objects", summary["convex_objects"], help="Ochoa et al.'s annotation-free count")
-m[2].metric("Foreground", f"{100 * summary['foreground_fraction']:.1f} %")
-m[3].metric("Mean confidence", f"{summary['mean_confidence']:.3f}")
-m[4].metric("Uncertain pixels", f"{100 * summary['uncertain_fraction']:.1f} %",
-            help=f"confidence below {summary['uncertain_below']}")
-md = summary["median_diameter"]
-m[5].metric("Median diameter", f"{md:.3g} {unit}" if md is not None else "-")
+seg.summary_metrics(summary)
 peaks = domain.stats.get("spectrum_peaks") or []
 spacing = peaks[0] if (peaks and pred.resampled_to_nm) else None
 st.caption(f"{pred.model_id}: {pred.seconds:.2f} s on {pred.info.get('device', 'cpu')}, "
-           f"{pred.info.get('tiles', 1)} tile(s); {seg.scale_line(pred)}. "
+           f"{pred.info.get('tiles', 1)} tile(s); {seg.scale_line(pred)}. " + seg.domain_line(domain)
            + receptive_field_vs_lattice(seg.cached(("rf", model_ref), lambda: receptive_field(ck)), spacing))
 
-table = seg.cached(("table", pkey), lambda: tzm.particle_table(pred.mask, pred.confidence, pred.pixel_size_nm))
 t1, t2 = st.columns([3, 2])
 with t1:
+    st.caption(("Grains enclosed by the predicted boundaries" if kind == "network" else "Particles")
+               + f" ({'nm' if pred.pixel_size_nm else 'px: no pixel size'}); touches_edge: cut by the field of view.")
     st.dataframe(table, hide_index=True, height=300, key="seg_table")
 with t2:
-    col = "equivalent_diameter_nm" if pred.pixel_size_nm else "area_px"
-    st.plotly_chart(figures.histogram(table[col], "Sizes", "equivalent diameter (nm)" if pred.pixel_size_nm
-                                  else "area (px)"), key="seg_hist_size")
+    sizes = tzm.interior_diameters(table, pred.pixel_size_nm, include_edge)
+    st.plotly_chart(figures.histogram(sizes, "Grain sizes" if kind == "network" else "Sizes",
+                                  f"equivalent diameter ({summary['size_unit']})"), key="seg_hist_size")
     sample = pred.confidence.ravel()[:: max(1, pred.confidence.size // 200_000)]
     st.plotly_chart(figures.histogram(sample, "Pixel confidence", "confidence"), key="seg_hist_conf")
 
@@ -196,12 +196,11 @@ if truth is not None:
     try:
         from temzoo.confidence import apply_temperature, fit_temperature, reliability
 
-        sup = seg.cached(("supervised", pkey, name, mask.shape), lambda: tzm.supervised_metrics(
-            pred.probability, mask, pred.pixel_size_nm, threshold))
+        sup = seg.cached(("supervised", pkey, name, mask.shape, kind), lambda: tzm.supervised_metrics(
+            pred.probability, mask, pred.pixel_size_nm, threshold, kind=kind))
         rel = seg.cached(("reliability", pkey, name), lambda: reliability(pred.probability, mask))
-        s = st.columns(7)
-        for col, k in zip(s, ["f1", "iou", "precision", "recall", "object_f1", "count_error", "ece"]):
-            col.metric(k, f"{sup[k]:.3f}")
+        seg.supervised_metrics_row(sup)
+        st.plotly_chart(seg.size_comparison_figure(sup, summary["size_unit"]), key="seg_sizes_vs_human")
         r1, r2 = st.columns(2)
         r1.plotly_chart(figures.reliability_figure(rel), key="seg_reliability")
         with r2:

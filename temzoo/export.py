@@ -104,7 +104,9 @@ def build_bundle(prediction, micrograph, frame: int = 0, *, explanation=None, ta
             "maps": sorted(prediction.maps), "metrics": metrics}
     if domain is not None:
         score = getattr(domain, "score", None)  # the out-of-distribution score, where the domain check gives one
-        info["domain"] = {"warnings": list(domain.warnings), "score": None if score is None else float(score)}
+        threshold = getattr(domain, "threshold", None)
+        info["domain"] = {"warnings": list(domain.warnings), "score": None if score is None else float(score),
+                          "threshold": None if threshold is None else float(threshold)}
     files = {
         f"{name}_mask.png": w.mask_png_bytes(prediction.mask),
         f"{name}_mask.tif": w.tiff_bytes(prediction.mask, px, dtype=np.uint8),

@@ -14,6 +14,31 @@ import numpy as np
 from temzoo.errors import DataError
 
 MIN_AREA_PX = 5  # smaller connected components are noise, not particles
+KINDS = ("objects", "network")  # a class is separate objects (particles, bubbles, loops) or a network (boundaries)
+NETWORK_SPAN = 0.5  # a mask whose largest component spans this share of both image sides is a network
+
+
+def class_kind(meta) -> str:
+    """The kind of a checkpoint's (first) foreground class from its temzoo.json; objects when not recorded."""
+    kinds = getattr(meta, "class_kinds", None) or []
+    return kinds[0] if kinds and kinds[0] in KINDS else "objects"
+
+
+def guess_kind(masks: list[np.ndarray]) -> str:
+    """objects or network from labelled masks: a network's largest piece spans the field (most masks say so)."""
+    from skimage import measure
+
+    votes = 0
+    for m in masks:
+        fg = np.asarray(m) > 0
+        if not fg.any():
+            continue
+        lab = measure.label(fg, connectivity=2)
+        big = max(measure.regionprops(lab), key=lambda r: r.area)
+        y0, x0, y1, x1 = big.bbox
+        h, w = fg.shape
+        votes += 1 if ((y1 - y0) >= NETWORK_SPAN * h and (x1 - x0) >= NETWORK_SPAN * w) else -1
+    return "network" if votes > 0 else "objects"
 
 
 # ------------------------------------------------------------------------------------------------------ pixel metrics
@@ -142,8 +167,12 @@ def object_counts(pred_mask: np.ndarray, truth: np.ndarray, pixel_size_nm: float
 
 
 def _eq_diameters(labels: np.ndarray) -> np.ndarray:
+    """Equivalent diameters (px) of the labelled objects not cut by the image edge (their size is not theirs)."""
     areas = np.bincount(labels.ravel())[1:]
-    return np.sqrt(4 * areas / np.pi)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    keep = np.ones(areas.size, bool)
+    keep[border[border > 0] - 1] = False
+    return np.sqrt(4 * areas[keep & (areas > 0)] / np.pi)
 
 
 def size_distance(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float | None:
@@ -155,9 +184,22 @@ def size_distance(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> f
     return float(wasserstein_distance(a, b))
 
 
+def grain_counts(pred_mask: np.ndarray, truth: np.ndarray, pixel_size_nm: float | None = None) -> dict:
+    """A boundary network against a human one: enclosed grains counted in both (Ochoa et al.) and the distance
+    between their size distributions (grains cut by the field of view left out of the sizes)."""
+    _check_pair(np.asarray(pred_mask), np.asarray(truth))
+    tp, tt = grain_table(pred_mask, pixel_size_nm), grain_table(truth, pixel_size_nm)
+    dp, dt = interior_diameters(tp, pixel_size_nm), interior_diameters(tt, pixel_size_nm)
+    return {"n_pred_grains": int(len(tp)), "n_true_grains": int(len(tt)),
+            "grain_count_error": abs(len(tp) - len(tt)) / max(len(tt), 1),
+            "pred_sizes": dp.tolist(), "true_sizes": dt.tolist(), "size_distance": size_distance(dp, dt)}
+
+
 def supervised_metrics(probability: np.ndarray, truth: np.ndarray, pixel_size_nm: float | None = None,
-                       threshold: float = 0.5) -> dict:
-    """All metrics against one mask (binary models): pixel scores, object F1, count error, size distance, ECE."""
+                       threshold: float = 0.5, kind: str = "objects") -> dict:
+    """All metrics against one mask (binary models): pixel scores and ECE; for objects object F1, count error and
+    the size distance; for a network grain counts and the grain-size distance (no object F1: one network is not
+    a set of objects). ``pred_sizes``/``true_sizes`` are the two size distributions (nm, or px)."""
     from temzoo.confidence import reliability
 
     p = np.asarray(probability)
@@ -166,30 +208,53 @@ def supervised_metrics(probability: np.ndarray, truth: np.ndarray, pixel_size_nm
     t = np.asarray(truth)
     _check_pair(p, t)
     out = pixel_counts(p, t, threshold).scores()
-    out.update(object_counts(p >= threshold, t, pixel_size_nm).scores())
+    if kind == "network":
+        out.update(grain_counts(p >= threshold, t, pixel_size_nm))
+    else:
+        oc = object_counts(p >= threshold, t, pixel_size_nm)
+        out.update(oc.scores())
+        out.update({"pred_sizes": oc.pred_sizes, "true_sizes": oc.true_sizes})
+    out["kind"] = kind
     out["ece"] = reliability(p, t).ece
     return out
 
 
 # ------------------------------------------------------------------------------------------- annotation-free metrics
-def particle_table(mask: np.ndarray, confidence: np.ndarray | None = None, pixel_size_nm: float | None = None,
-                   min_area_px: int = MIN_AREA_PX):
-    """One row per connected foreground object (scikit-image regionprops) as a pandas DataFrame.
+PARTICLE_COLUMNS = ["id", "centroid_y_px", "centroid_x_px", "area_px", "area_nm2", "equivalent_diameter_nm",
+                    "feret_max_nm", "feret_min_nm", "perimeter_nm", "circularity", "eccentricity", "touches_edge",
+                    "mean_confidence"]
 
-    Columns: id, centroid_y_px, centroid_x_px, area_px, area_nm2, equivalent_diameter_nm, perimeter_nm,
-    circularity (4 pi A / P^2, 1 for a disc), eccentricity, mean_confidence. nm columns are NaN when uncalibrated.
-    """
+
+def _feret_min(r) -> float:
+    """Smallest caliper width of a region (px): its convex hull projected on 180 directions."""
+    from skimage import measure
+
+    img = np.pad(r.image_convex, 1)
+    c = max(measure.find_contours(img.astype(np.float32), 0.5), key=len, default=None)
+    if c is None or len(c) < 3:
+        return float(min(r.image.shape))
+    t = np.deg2rad(np.arange(180))
+    proj = c[:, :1] * np.cos(t)[None] + c[:, 1:] * np.sin(t)[None]
+    return float((proj.max(0) - proj.min(0)).min())
+
+
+def region_table(labels: np.ndarray, confidence: np.ndarray | None = None, pixel_size_nm: float | None = None):
+    """One row per labelled region (scikit-image regionprops) as a pandas DataFrame with :data:`PARTICLE_COLUMNS`:
+    area, equivalent diameter, Feret diameters (max and min caliper), perimeter, circularity (4 pi A / P^2, 1 for a
+    disc), eccentricity, ``touches_edge`` (cut by the field of view: its size is not its real size) and mean
+    confidence. nm columns are NaN when uncalibrated."""
     import pandas as pd
     from skimage import measure
 
-    labels = label_objects(mask, min_area_px)
     conf = None if confidence is None else np.asarray(confidence, dtype=np.float32)
     if conf is not None and conf.shape != labels.shape:
         raise DataError(f"confidence map shape {conf.shape} differs from the mask's {labels.shape}")
     px = pixel_size_nm if pixel_size_nm else np.nan
+    h, w = labels.shape
     rows = []
     for r in measure.regionprops(labels, intensity_image=conf):
         per = float(r.perimeter)
+        y0, x0, y1, x1 = r.bbox
         rows.append({
             "id": int(r.label),
             "centroid_y_px": float(r.centroid[0]),
@@ -197,14 +262,45 @@ def particle_table(mask: np.ndarray, confidence: np.ndarray | None = None, pixel
             "area_px": int(r.area),
             "area_nm2": float(r.area) * px * px,
             "equivalent_diameter_nm": float(r.equivalent_diameter_area) * px,
+            "feret_max_nm": float(r.feret_diameter_max) * px,
+            "feret_min_nm": _feret_min(r) * px,
             "perimeter_nm": per * px,
             "circularity": float(min(1.0, 4 * np.pi * r.area / per**2)) if per > 0 else 1.0,
             "eccentricity": float(r.eccentricity),
+            "touches_edge": bool(y0 == 0 or x0 == 0 or y1 == h or x1 == w),
             "mean_confidence": float(r.intensity_mean) if conf is not None else np.nan,
         })
-    cols = ["id", "centroid_y_px", "centroid_x_px", "area_px", "area_nm2", "equivalent_diameter_nm", "perimeter_nm",
-            "circularity", "eccentricity", "mean_confidence"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=PARTICLE_COLUMNS)
+
+
+def particle_table(mask: np.ndarray, confidence: np.ndarray | None = None, pixel_size_nm: float | None = None,
+                   min_area_px: int = MIN_AREA_PX):
+    """One row per connected foreground object (8-connectivity, tiny ones dropped): see :func:`region_table`."""
+    return region_table(label_objects(mask, min_area_px), confidence, pixel_size_nm)
+
+
+def grain_labels(mask: np.ndarray, min_area_px: int = 4 * MIN_AREA_PX) -> np.ndarray:
+    """The grains enclosed by a boundary network: the regions between foreground lines (4-connectivity, so a
+    diagonal gap in a line does not merge two grains), tiny ones dropped."""
+    from skimage import measure, morphology
+
+    between = ~(np.asarray(mask) > 0)
+    between = morphology.remove_small_objects(between, max_size=min_area_px - 1) if _new_skimage() else \
+        morphology.remove_small_objects(between, min_size=min_area_px)
+    return measure.label(between, connectivity=1).astype(np.int32)
+
+
+def grain_table(mask: np.ndarray, pixel_size_nm: float | None = None):
+    """One row per grain of a boundary network (same columns as :func:`particle_table`)."""
+    return region_table(grain_labels(mask), None, pixel_size_nm)
+
+
+def interior_diameters(table, pixel_size_nm: float | None, include_edge: bool = False) -> np.ndarray:
+    """Equivalent diameters (nm, or px when uncalibrated) of a region table; regions cut by the field of view are
+    left out unless ``include_edge`` (their size is not their real size)."""
+    t = table if include_edge else table[~table["touches_edge"].astype(bool)]
+    return t["equivalent_diameter_nm"].to_numpy(float) if pixel_size_nm else \
+        np.sqrt(4 * t["area_px"].to_numpy(float) / np.pi)
 
 
 def convex_object_count(mask: np.ndarray, invert: bool = False, tolerance_frac: float = 0.02) -> int:
@@ -256,26 +352,47 @@ def size_histogram(diameters: np.ndarray | list[float], bins: int = 20) -> dict:
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
-def unsupervised_metrics(prediction, uncertain_below: float = 0.8, min_area_px: int = MIN_AREA_PX) -> dict:
-    """Numbers that need no labels (Ochoa et al.): counts, sizes in nm, confidence, uncertain fraction, convex count."""
+def region_table_for(prediction, kind: str = "objects", min_area_px: int = MIN_AREA_PX):
+    """The table the numbers are about: particles (objects) or the grains between boundary lines (network)."""
+    if kind == "network":
+        return grain_table(prediction.mask, prediction.pixel_size_nm)
+    return particle_table(prediction.mask, prediction.confidence, prediction.pixel_size_nm, min_area_px)
+
+
+def unsupervised_metrics(prediction, uncertain_below: float = 0.8, min_area_px: int = MIN_AREA_PX,
+                         kind: str = "objects", include_edge: bool = False, table=None) -> dict:
+    """Numbers that need no labels (Ochoa et al.), for the class's kind.
+
+    objects: object count, objects cut by the field of view (left out of the sizes unless ``include_edge``),
+    Ochoa's convex-object count, sizes. network: the grains enclosed by the lines (all, and those not cut by the
+    field of view), Ochoa's convex-grain count, grain sizes; no object count (a network is one object).
+    """
     mask = prediction.mask
     fg = mask > 0
-    table = particle_table(mask, prediction.confidence, prediction.pixel_size_nm, min_area_px)
-    d = table["equivalent_diameter_nm"].to_numpy() if prediction.pixel_size_nm else \
-        np.sqrt(4 * table["area_px"].to_numpy() / np.pi)
-    return {
-        "n_objects": int(len(table)),
+    if table is None:
+        table = region_table_for(prediction, kind, min_area_px)
+    d = interior_diameters(table, prediction.pixel_size_nm, include_edge)
+    n_edge = int(table["touches_edge"].astype(bool).sum()) if len(table) else 0
+    out = {
+        "kind": kind,
         "foreground_fraction": float(fg.mean()),
         "mean_confidence": float(prediction.confidence.mean()),
         "mean_confidence_foreground": float(prediction.confidence[fg].mean()) if fg.any() else None,
         "uncertain_fraction": float((prediction.confidence < uncertain_below).mean()),
         "uncertain_below": uncertain_below,
-        "convex_objects": convex_object_count(mask),
         "size_unit": "nm" if prediction.pixel_size_nm else "px",
+        "sizes_include_edge": include_edge,
         "median_diameter": float(np.median(d)) if d.size else None,
         "mean_diameter": float(np.mean(d)) if d.size else None,
         "size_histogram": size_histogram(d),
     }
+    if kind == "network":
+        out.update({"n_grains": int(len(table)), "n_grains_interior": int(len(table)) - n_edge,
+                    "convex_grains": convex_object_count(mask, invert=True)})
+    else:
+        out.update({"n_objects": int(len(table)), "n_edge_objects": n_edge,
+                    "convex_objects": convex_object_count(mask)})
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------- domain shift
@@ -339,13 +456,16 @@ class DomainCheck:
     pixel_size_ratio: float | None
     stats: dict
     training_stats: dict | None
+    score: float | None = None  # temzoo.ood score (None: the model has no reference in its temzoo.json)
+    threshold: float | None = None  # the score above which the warning fires (from training/validation images)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def domain_shift(checkpoint, micrograph, frame: int = 0) -> DomainCheck:
-    """Compare one frame with the checkpoint's training conditions (pixel size, intensity shape, spectrum)."""
+    """Compare one frame with the checkpoint's training conditions: the out-of-distribution score of its deepest
+    features (temzoo.ood), pixel size, intensity shape, spectrum."""
     from temzoo.predict import prepare_input
 
     prep = prepare_input(checkpoint, micrograph, frame)
@@ -375,7 +495,12 @@ def domain_shift(checkpoint, micrograph, frame: int = 0) -> DomainCheck:
     if stats["spectrum_peaks"] and stats["spectrum_peaks"][0] / unit_size < 3.0:
         warnings.append(f"a periodicity of {stats['spectrum_peaks'][0] / unit_size:.1f} px on the model's grid is "
                         "close to the sampling limit: lattice fringes may be lost by the resampling")
-    return DomainCheck(warnings, ratio, stats, train)
+    from temzoo.ood import score_prepared
+
+    ood = score_prepared(checkpoint, prep.image)
+    if ood is not None and ood.shifted:
+        warnings.insert(0, ood.line())
+    return DomainCheck(warnings, ratio, stats, train, ood.score if ood else None, ood.threshold if ood else None)
 
 
 # ------------------------------------------------------------------------------------------------ folder evaluation
@@ -393,8 +518,10 @@ def evaluate_folders(checkpoint, images_dir, masks_dir, pixel_size_nm: float | N
     if pixel_size_nm is not None and not pixel_size_nm > 0:
         raise DataError(f"--pixel-size-nm must be > 0, got {pixel_size_nm}")
     opts = options or PredictOptions(threshold=threshold)
+    kind = class_kind(checkpoint.meta)
     pairs = find_pairs(images_dir, masks_dir, require_all=True).pairs
     pix, obj = PixelCounts(), ObjectCounts()
+    grains = {"n_pred_grains": 0, "n_true_grains": 0, "abs_diff": 0, "pred_sizes": [], "true_sizes": []}
     n_bins = 15
     bin_n = np.zeros(n_bins)
     bin_conf = np.zeros(n_bins)
@@ -411,23 +538,36 @@ def evaluate_folders(checkpoint, images_dir, masks_dir, pixel_size_nm: float | N
         if pred.probability.ndim != 2:
             raise DataError("evaluate supports binary (one-class) models; this model has several classes")
         pc = pixel_counts(pred.probability, truth, threshold)
-        oc = object_counts(pred.mask, truth, mg.pixel_size_nm)
         rel = reliability(pred.probability, truth, n_bins=n_bins, threshold=threshold)
-        pix, obj = pix + pc, obj + oc
+        pix = pix + pc
+        if kind == "network":
+            gc = grain_counts(pred.mask, truth, mg.pixel_size_nm)
+            for k in ("n_pred_grains", "n_true_grains", "pred_sizes", "true_sizes"):
+                grains[k] += gc[k]
+            grains["abs_diff"] += abs(gc["n_pred_grains"] - gc["n_true_grains"])
+            own = {"n_pred_grains": gc["n_pred_grains"], "n_true_grains": gc["n_true_grains"]}
+        else:
+            oc = object_counts(pred.mask, truth, mg.pixel_size_nm)
+            obj = obj + oc
+            own = {"object_f1": oc.scores()["object_f1"], "n_pred_objects": oc.n_pred, "n_true_objects": oc.n_true}
         valid = rel.count > 0
         bin_n += rel.count
         bin_conf[valid] += rel.confidence[valid] * rel.count[valid]
         bin_acc[valid] += rel.accuracy[valid] * rel.count[valid]
-        per_image.append({"image": ip.name, **pc.scores(), "object_f1": oc.scores()["object_f1"],
-                          "n_pred_objects": oc.n_pred, "n_true_objects": oc.n_true, "ece": rel.ece})
+        per_image.append({"image": ip.name, **pc.scores(), **own, "ece": rel.ece})
         if progress is not None:
             progress((i + 1) / len(pairs), ip.name)
     out = pix.scores()
-    os_ = obj.scores()
     with np.errstate(invalid="ignore", divide="ignore"):
         ece = float(np.nansum(bin_n / max(bin_n.sum(), 1) * np.abs(bin_acc / bin_n - bin_conf / bin_n)))
-    out.update({"object_f1": os_["object_f1"], "count_error": os_["count_error"], "ece": ece,
-                "n_images": len(pairs), "size_distance": os_["size_distance"],
-                "size_unit": "nm" if calibrated_all else "px",
+    if kind == "network":
+        out.update({"n_pred_grains": grains["n_pred_grains"], "n_true_grains": grains["n_true_grains"],
+                    "grain_count_error": grains["abs_diff"] / max(grains["n_true_grains"], 1),
+                    "size_distance": size_distance(grains["pred_sizes"], grains["true_sizes"])})
+    else:
+        os_ = obj.scores()
+        out.update({"object_f1": os_["object_f1"], "count_error": os_["count_error"],
+                    "size_distance": os_["size_distance"]})
+    out.update({"kind": kind, "ece": ece, "n_images": len(pairs), "size_unit": "nm" if calibrated_all else "px",
                 "threshold": threshold, "model": checkpoint.model_id, "per_image": per_image})
     return out

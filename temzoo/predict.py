@@ -53,11 +53,13 @@ class PreparedInput:
     warnings: list[str]
 
 
-def prepare_input(checkpoint, micrograph, frame: int = 0) -> PreparedInput:
-    """Resample one frame to the checkpoint's pixel size and normalise it (a new array; the input is untouched)."""
+def prepare_input(checkpoint, micrograph, frame: int = 0, any_task: bool = False) -> PreparedInput:
+    """Resample one frame to the checkpoint's pixel size and normalise it (a new array; the input is untouched).
+
+    ``any_task``: also for a denoising model (its encoder describes images too: temzoo.ood)."""
     from temzoo.preprocess import normalize, resample, scale_factor
 
-    if checkpoint.meta.task != "segmentation":
+    if checkpoint.meta.task != "segmentation" and not any_task:
         raise ModelError(f"model {checkpoint.model_id!r} is a {checkpoint.meta.task} model, not a segmentation model; "
                          "fine-tune it for segmentation first or pick another model")
     try:

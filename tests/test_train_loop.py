@@ -57,6 +57,11 @@ def test_train_writes_metrics_best_last_and_a_zoo_folder(disc_set, tmp_path):
     assert 0 <= prov["metrics"]["f1"] <= 1 and prov["stopped"] == "epochs"
     assert (out / "metrics.jsonl").read_text() == (tmp_path / "w" / "metrics.jsonl").read_text()
     assert "temzoo" in (out / "README.md").read_text()
+    # #14.2/#14.3: the domain-shift reference of its training images and the class kind travel with the model
+    ood = prov["ood"]
+    assert len(ood["mean"]) == len(ood["scale"]) > 0 and ood["threshold"] > 0
+    assert ood["calibration"]["n_train_images"] == 3 and ood["calibration"]["n_val_images"] == 1
+    assert ck.meta.class_kinds == ["objects"]  # discs are objects
     # the result holds the best epoch's weights
     best = max(lines, key=lambda r: r["val_f1"])
     assert prov["best_epoch"] == best["epoch"]

@@ -117,6 +117,68 @@ def scale_line(pred) -> str:
     return f"{how}; no pixel size (give it on the Load page for sizes in nm)"
 
 
+def summary_metrics(summary: dict) -> None:
+    """The label-free numbers of the class's kind: objects (count, cut by the edge, convex) or a network (grains)."""
+    unit = summary["size_unit"]
+    m = st.columns(7)
+    if summary["kind"] == "network":
+        m[0].metric("Grains", summary["n_grains"], help="Regions enclosed by the predicted boundary network")
+        m[1].metric("Convex grains", summary["convex_grains"], help="Ochoa et al.'s annotation-free grain count")
+        m[2].metric("Grains inside the field", summary["n_grains_interior"], help="Not cut by the image edge")
+    else:
+        m[0].metric("Objects", summary["n_objects"])
+        m[1].metric("Convex objects", summary["convex_objects"], help="Ochoa et al.'s annotation-free count")
+        m[2].metric("Cut by the edge", summary["n_edge_objects"],
+                    help="Touch the image border: flagged, and left out of the sizes by default")
+    m[3].metric("Foreground", f"{100 * summary['foreground_fraction']:.1f} %")
+    m[4].metric("Mean confidence", f"{summary['mean_confidence']:.3f}")
+    md = summary["median_diameter"]
+    what = "Median grain diameter" if summary["kind"] == "network" else "Median diameter"
+    m[5].metric(what, f"{md:.3g} {unit}" if md is not None else "-",
+                help="Objects cut by the image edge are left out unless counted (the toggle above)")
+    m[6].metric("Uncertain pixels", f"{100 * summary['uncertain_fraction']:.1f} %",
+                help=f"confidence below {summary['uncertain_below']}")
+
+
+SUPERVISED_KEYS = {"objects": ["f1", "iou", "precision", "recall", "object_f1", "count_error", "size_distance", "ece"],
+                   "network": ["f1", "iou", "precision", "recall", "n_pred_grains", "n_true_grains",
+                               "size_distance", "ece"]}
+SUPERVISED_LABELS = {"n_pred_grains": "grains (model)", "n_true_grains": "grains (mask)",
+                     "size_distance": "size distance (Wasserstein)"}
+
+
+def supervised_metrics_row(sup: dict) -> None:
+    """Metrics against a human mask for the class's kind (no object F1 or count error for a network)."""
+    keys = SUPERVISED_KEYS[sup.get("kind", "objects")]
+    for col, k in zip(st.columns(len(keys)), keys):
+        v = sup.get(k)
+        col.metric(SUPERVISED_LABELS.get(k, k), "-" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}"))
+
+
+def size_comparison_figure(sup: dict, unit: str) -> Any:
+    """The model's size distribution beside the human one (Horwath et al.), with their Wasserstein distance."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for key, name, colour in (("pred_sizes", "model", "#e45756"), ("true_sizes", "human mask", "#4c78a8")):
+        fig.add_trace(go.Histogram(x=np.asarray(sup.get(key) or [], float), name=name, opacity=0.6,
+                                   marker_color=colour, nbinsx=30))
+    d = sup.get("size_distance")
+    what = "Grain sizes" if sup.get("kind") == "network" else "Sizes"
+    fig.update_layout(barmode="overlay", height=280, margin=dict(l=10, r=10, t=40, b=10),
+                      title=f"{what}: model vs human mask (Wasserstein {'-' if d is None else f'{d:.3g} {unit}'})",
+                      xaxis_title=f"equivalent diameter ({unit})", yaxis_title="count")
+    return fig
+
+
+def domain_line(domain) -> str:
+    """The domain-shift score in words (temzoo.ood), or why there is none."""
+    if domain.score is None:
+        return "No domain-shift reference in this model's temzoo.json. "
+    verdict = "unlike its training images" if domain.score > domain.threshold else "like its training images"
+    return f"Domain-shift score {domain.score:.2f} (warns above {domain.threshold:.2f}): {verdict}. "
+
+
 # --------------------------------------------------------------------------------------------------------- figures
 def read_uploaded_mask(data: bytes, name: str) -> None:
     """Read an uploaded mask (via temzoo.io.masks, from a private temporary file) into session state."""

@@ -1,7 +1,8 @@
 """``python -m temzoo evaluate --model ID --images DIR --masks DIR [--pixel-size-nm X] [--json]``
 
 Images and masks are matched by file stem; pixel metrics are pooled over all images at threshold 0.5 (f1, iou, dice,
-precision, recall) plus object_f1 (instances matched at IoU >= 0.5), count_error, ece and n_images.
+precision, recall) plus, for objects, object_f1 (instances matched at IoU >= 0.5) and count_error, or, for a boundary
+network (the model's class kind), the enclosed grains counted in both and the grain-size distance; ece, n_images.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from temzoo.commands._args import add_pixel_size_argument
 
 KEYS = ("f1", "iou", "dice", "precision", "recall", "object_f1", "count_error", "ece", "n_images")
+NETWORK_KEYS = ("f1", "iou", "dice", "precision", "recall", "n_pred_grains", "n_true_grains", "grain_count_error",
+                "size_distance", "ece", "n_images")  # boundary networks: grains, never object F1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(json.dumps(_jsonable(res)) + "\n")
     else:
-        for k in KEYS:
+        for k in NETWORK_KEYS if res["kind"] == "network" else KEYS:
             v = res[k]
+            if v is None:
+                print(f"{k:12s} -")
+                continue
             print(f"{k:12s} {v}" if isinstance(v, int) else f"{k:12s} {v:.4f}")
     return 0

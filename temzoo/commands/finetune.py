@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output checkpoint folder")
     adv = add_training_arguments(p)
     adv.add_argument("--loss", choices=("bce+dice", "focal"), help="segmentation loss (default bce+dice)")
+    adv.add_argument("--class-kind", choices=("objects", "network"),
+                     help="what the class is: separate objects (particles, loops) or a network (grain boundaries, "
+                          "lines); sets the metrics. Default: read off the masks")
     adv.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.25)")
     adv.add_argument("--noise", type=float, dest="noise_probability",
                      help="fraction of tiles given Poisson noise at a random dose (default 0)")
@@ -99,7 +102,7 @@ def config_from_args(args: argparse.Namespace):
         if rec.base == "scratch" and args.strategy != "scratch":
             args.strategy = "scratch"  # a strategy for pretrained weights means nothing without them
     kw = {"images": args.images, "masks": args.masks, "base": args.base, "strategy": args.strategy,
-          **training_kwargs(args, ("loss", "val_fraction", "noise_probability"))}
+          **training_kwargs(args, ("loss", "val_fraction", "noise_probability", "class_kind"))}
     return TrainConfig(**kw).validate()
 
 

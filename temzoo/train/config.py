@@ -86,6 +86,7 @@ class TrainConfig:
     # make budgets comparable on a shared machine, where wall time depends on everyone else's load.
     clock: str = "wall"
     class_names: list[str] | None = None  # default from the masks (binary: background, foreground)
+    class_kind: str | None = None  # "objects" or "network" (boundaries, lines); None: read off the training masks
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -120,6 +121,8 @@ class TrainConfig:
                 check_pixel_size(v, name.replace("_", " "))
         if self.validation not in VALIDATIONS:
             raise TemzooError(f"unknown validation {self.validation!r}; choose one of {', '.join(VALIDATIONS)}")
+        if self.class_kind is not None and self.class_kind not in ("objects", "network"):
+            raise TemzooError(f"class kind must be objects or network (got {self.class_kind!r})")
         if self.downsample is not None and not self.downsample > 0:
             raise TemzooError(f"downsample must be positive (got {self.downsample})")
         if not self.lr > 0:

@@ -815,10 +815,12 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         tile_size=max(setup.tile, getattr(base, "tile_size", 0) or 0, 256),
         receptive_field_px=getattr(base, "receptive_field_px", None),
         input_downsample=float(setup.downsample) if setup.target_pixel_size_nm is None else 1.0,
+        class_kinds=_class_kinds(setup, config),
         description=desc,
         provenance=_provenance(setup, config, record, counts, device, seconds, stop_reason),
     )
     model = copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format).eval()
+    meta.provenance["ood"] = _ood_reference(model, setup)
     card = _card(meta, setup.spec, model, folder.name)
     if metrics_path is None:
         return save_checkpoint(model, folder, meta, card)
@@ -835,6 +837,27 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         return atomic_dir(folder, fill)
     except OSError as err:
         raise TemzooError(f"could not write the result to {folder}: {err.strerror or err}") from None
+
+
+def _class_kinds(setup: Setup, config: TrainConfig) -> list[str] | None:
+    """objects or network for the foreground class: as the config says, else read off the training masks."""
+    if config.task != "segmentation":
+        return None
+    from temzoo.metrics import guess_kind
+
+    kind = config.class_kind or guess_kind([s.mask for s in setup.train if s.mask is not None])
+    return [kind] * max(1, len(setup.class_names) - 1)
+
+
+def _ood_reference(model, setup: Setup) -> dict | None:
+    """The domain-shift reference (temzoo.ood) of the training images, threshold from training + validation."""
+    from temzoo.ood import fit_reference
+
+    train = [s.image for s in setup.train]
+    if not train:
+        return None
+    return fit_reference(model, train, [s.image for s in setup.val],
+                         source=f"training: {len(train)} train / {len(setup.val)} validation images").to_dict()
 
 
 def _card(meta, spec, model, name: str) -> str:

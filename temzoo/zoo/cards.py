@@ -58,6 +58,17 @@ def _metrics(prov: dict) -> dict[str, float]:
     return out
 
 
+def _kind_line(kinds: list[str] | None) -> str:
+    """The card's class-kind line (after the output line), empty when the kind is not recorded."""
+    if not kinds:
+        return ""
+    what = ("network (boundaries or lines): scored by the grains it encloses (count, size distribution), never by "
+            "object F1" if kinds[0] == "network" else
+            "objects (particles, loops): counts, sizes, Feret diameters; objects cut by the image edge are left out "
+            "of the sizes")
+    return f"\n- Class kind: {what}"
+
+
 def render_card(
     meta: TemzooMeta,
     spec: ModelSpec,
@@ -143,7 +154,7 @@ def _card_description(meta: TemzooMeta, spec: ModelSpec, prov: dict, name: str, 
             "not a mask)."
         )),
         "",
-        f"- Output: {classes}",
+        f"- Output: {classes}" + _kind_line(meta.class_kinds if task == "segmentation" else None),
         f"- Network: smp {spec.arch}, encoder `{spec.encoder_name}` (depth {spec.encoder_depth}), decoder "
         f"{list(spec.decoder_channels)}, {spec.in_channels} input channel(s)"
         + (f", {params:,} parameters" if params else ""),

@@ -68,6 +68,9 @@ class TemzooMeta:
     # For a model without a pixel size: how much its (uncalibrated) training images were shrunk. Inputs are shrunk
     # alike before prediction, so a model trained at half resolution is not run at full resolution.
     input_downsample: float = 1.0
+    # one per foreground class: "objects" (particles, bubbles, loops) or "network" (grain boundaries, lines); the
+    # metrics follow it (temzoo.metrics.class_kind). None: not recorded (objects assumed).
+    class_kinds: list[str] | None = None
     description: str = ""
     # base_model, training_data, data_hash, strategy, metrics, versions, created, lineage ...
     provenance: dict[str, Any] = field(default_factory=dict)
