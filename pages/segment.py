@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from temzoo import metrics as tzm
@@ -200,7 +199,7 @@ if truth is not None:
             pred.probability, mask, pred.pixel_size_nm, threshold, kind=kind))
         rel = seg.cached(("reliability", pkey, name), lambda: reliability(pred.probability, mask))
         seg.supervised_metrics_row(sup)
-        st.plotly_chart(seg.size_comparison_figure(sup, summary["size_unit"]), key="seg_sizes_vs_human")
+        st.plotly_chart(figures.size_comparison_figure(sup, summary["size_unit"]), key="seg_sizes_vs_human")
         r1, r2 = st.columns(2)
         r1.plotly_chart(figures.reliability_figure(rel), key="seg_reliability")
         with r2:

@@ -40,7 +40,12 @@ def test_segment_real_dm3_in_browser(app_server, page, shared_data, tiny_checkpo
     wait_for_app(page)
     page.get_by_text("gradcam:").first.wait_for(timeout=120_000)
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator('[data-testid="stDownloadButton"]').count() == 7
+    # the export bundle (temzoo.export.build_bundle), the importance map included once explained
+    page.get_by_role("button", name="multi_signal_importance.tif").wait_for(timeout=60_000)
+    names = {t.strip() for t in page.locator('[data-testid="stDownloadButton"]').all_inner_texts()}
+    suffixes = ("_mask.png", "_mask.tif", "_probability.tif", "_confidence.tif", "_importance.tif", "_particles.csv",
+                "_overlay.png", ".hspy", "_summary.json")
+    assert names == {f"multi_signal{s}" for s in suffixes}, names
     page.set_viewport_size({"width": 1400, "height": 2200})
     wait_for_app(page)
     page.wait_for_timeout(800)

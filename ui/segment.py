@@ -155,22 +155,6 @@ def supervised_metrics_row(sup: dict) -> None:
         col.metric(SUPERVISED_LABELS.get(k, k), "-" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}"))
 
 
-def size_comparison_figure(sup: dict, unit: str) -> Any:
-    """The model's size distribution beside the human one (Horwath et al.), with their Wasserstein distance."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for key, name, colour in (("pred_sizes", "model", "#e45756"), ("true_sizes", "human mask", "#4c78a8")):
-        fig.add_trace(go.Histogram(x=np.asarray(sup.get(key) or [], float), name=name, opacity=0.6,
-                                   marker_color=colour, nbinsx=30))
-    d = sup.get("size_distance")
-    what = "Grain sizes" if sup.get("kind") == "network" else "Sizes"
-    fig.update_layout(barmode="overlay", height=280, margin=dict(l=10, r=10, t=40, b=10),
-                      title=f"{what}: model vs human mask (Wasserstein {'-' if d is None else f'{d:.3g} {unit}'})",
-                      xaxis_title=f"equivalent diameter ({unit})", yaxis_title="count")
-    return fig
-
-
 def domain_line(domain) -> str:
     """The domain-shift score in words (temzoo.ood), or why there is none."""
     if domain.score is None:

@@ -71,7 +71,7 @@ def auto_base(images: str, masks: str, pixel_size_nm: float | None):
     from pathlib import Path
 
     from temzoo.errors import TemzooError
-    from temzoo.labelled import sidecar_pixel_sizes, unlabelled_images
+    from temzoo.labelled import find_pairs, sidecar_pixel_sizes, unlabelled_images
     from temzoo.zoo.registry import recommend_base
 
     files = unlabelled_images(Path(images))
@@ -85,8 +85,10 @@ def auto_base(images: str, masks: str, pixel_size_nm: float | None):
         except TemzooError:
             px = None  # the training itself reports unreadable images
         px = px or sidecar_pixel_sizes(images).get(files[0].stem)
-    m = Path(masks)
-    n = len([p for p in m.iterdir() if p.suffix.lower() in D.MASK_SUFFIXES]) if m.is_dir() else None
+    try:
+        n = len(find_pairs(images, masks).pairs)
+    except TemzooError:
+        n = None  # the training itself reports a set without pairs
     return recommend_base(px, n or len(files) or None)
 
 
