@@ -217,8 +217,9 @@ def _png(rgb: np.ndarray) -> str:
 
 
 def maps_figure(image: np.ndarray, prediction, importance: np.ndarray | None, box: tuple | None = None,
-                confidence_map: str = "confidence", height: int = 340) -> Any:
-    """Four panels with shared (linked) axes in nm (px when uncalibrated): zooming one zooms all."""
+                confidence_map: str = "confidence", height: int = 340, window: tuple | None = None) -> Any:
+    """Four panels with shared (linked) axes in nm (px when uncalibrated): zooming one zooms all. ``window``
+    (y0, x0, y1, x1 px): the attribution window when it is not the whole image, drawn dashed on the importance."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -268,6 +269,10 @@ def maps_figure(image: np.ndarray, prediction, importance: np.ndarray | None, bo
         for i in range(4):
             fig.add_shape(type="rect", x0=x0 * px, x1=x1 * px, y0=y0 * px, y1=y1 * px, row=1, col=i + 1,
                           line=dict(color="#00e5ff", width=2))
+    if window is not None:
+        y0, x0, y1, x1 = window
+        fig.add_shape(type="rect", x0=x0 * px, x1=x1 * px, y0=y0 * px, y1=y1 * px, row=1, col=4,
+                      line=dict(color="#ffd400", width=2, dash="dash"))
     fig.update_xaxes(showgrid=False, zeroline=False, constrain="domain", title_text=None)
     fig.update_yaxes(showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain",
                      autorange="reversed")
