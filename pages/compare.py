@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from temzoo import figures
 from temzoo.errors import TemzooError
 from temzoo.train import comparison
 from temzoo.train.config import TrainConfig
-from ui import jobs as uj
+from ui import training_form as uj
 from ui import session
 from ui.routing import through_app
 
@@ -72,15 +73,10 @@ def _view(was_active: bool) -> None:
     runs = {f"{run['strategy']}/{run['n_images']}": jobs.read_metrics(run["job"]) for run in record["runs"]}
     runs = {k: v for k, v in runs.items() if v}
     if runs:
-        st.plotly_chart(uj.metrics_figure(runs, x="seconds"), width="stretch", key=f"cmp_curves_{cid}")
+        st.plotly_chart(figures.metrics_figure(runs, x="seconds"), width="stretch", key=f"cmp_curves_{cid}")
     f1 = [r for r in rows if isinstance(r.get("best_val_f1"), (int, float))]
     if len({r["n_images"] for r in f1}) > 1:
-        import plotly.express as px
-
-        fig = px.line(sorted(f1, key=lambda r: r["n_images"]), x="n_images", y="best_val_f1", color="strategy",
-                      markers=True, labels={"n_images": "labelled training images", "best_val_f1": "best val F1"})
-        fig.update_layout(height=300, margin={"l": 40, "r": 10, "t": 20, "b": 40})
-        st.plotly_chart(fig, width="stretch", key=f"cmp_sizes_{cid}")
+        st.plotly_chart(figures.label_count_figure(f1), width="stretch", key=f"cmp_sizes_{cid}")
     for r in rows:
         if r["state"] == "failed" and r.get("error"):
             st.error(f"{r['strategy']} / {r['n_images']} images: {r['error']}")

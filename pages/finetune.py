@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from temzoo import figures
 from temzoo.errors import TemzooError
 from temzoo.train import jobs
 from temzoo.train.config import TrainConfig
-from ui import jobs as uj
+from ui import training_form as uj
 from ui import session, state
 from ui.routing import through_app
 
@@ -76,7 +77,7 @@ def _panel(d: str, was_active: bool) -> None:
             frac = len(recs) / max(int(cfg.get("epochs") or 1), 1)
         st.progress(min(max(frac, 0.0), 1.0))
     if recs:
-        st.plotly_chart(uj.metrics_figure({s.name: recs}), width="stretch", key=f"ft_fig_{s.id}")
+        st.plotly_chart(figures.metrics_figure({s.name: recs}), width="stretch", key=f"ft_fig_{s.id}")
     elif s.active:
         st.info("Waiting for the first epoch…" if s.state == "running" else "Queued: another job uses the device.")
     if s.error:

@@ -12,7 +12,7 @@ import streamlit as st
 from temzoo.errors import TemzooError
 from temzoo.io import SUPPORTED_EXTENSIONS, describe
 from temzoo.io.units import format_length, format_nm
-from temzoo.viz import micrograph_figure, power_spectrum_figure
+from temzoo.figures import micrograph_figure, power_spectrum_figure
 from ui import load as load_ui
 from ui import session, state
 from ui.routing import through_app

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from temzoo import metrics as tzm
+from temzoo import figures
 from temzoo.errors import TemzooError
 from temzoo.export import mime
 from temzoo.explain import Band, BandImportance, receptive_field, receptive_field_vs_lattice
@@ -123,14 +124,14 @@ with st.expander("Feature importance", expanded=True):
             seg.cached(ekey, _explain)
         except TemzooError as err:
             st.error(str(err))
-    expl = seg._cache().get(ekey)
+    expl = seg.cached_value(ekey)
 
 # ------------------------------------------------------------------------------------------------------------ maps
 conf_maps = ["confidence", "entropy"] + [k for k in pred.maps if k != "entropy"]
 view = st.radio("Uncertainty map", conf_maps, horizontal=True, key="seg_conf_view")
 window = tuple(expl.info["explained_px"]) if expl is not None and expl.info.get("window_note") else None
-fig = seg.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view,
-                      window=window)
+fig = figures.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view,
+                          window=window)
 st.plotly_chart(fig, key="seg_maps", config={"displaylogo": False})
 if expl is not None:
     what = ("red/blue: raises/lowers the region's foreground score" if expl.method in
@@ -153,15 +154,15 @@ with t1:
     st.dataframe(table, hide_index=True, height=300, key="seg_table")
 with t2:
     sizes = tzm.interior_diameters(table, pred.pixel_size_nm, include_edge)
-    st.plotly_chart(seg.histogram(sizes, "Grain sizes" if kind == "network" else "Sizes",
+    st.plotly_chart(figures.histogram(sizes, "Grain sizes" if kind == "network" else "Sizes",
                                   f"equivalent diameter ({summary['size_unit']})"), key="seg_hist_size")
     sample = pred.confidence.ravel()[:: max(1, pred.confidence.size // 200_000)]
-    st.plotly_chart(seg.histogram(sample, "Pixel confidence", "confidence"), key="seg_hist_conf")
+    st.plotly_chart(figures.histogram(sample, "Pixel confidence", "confidence"), key="seg_hist_conf")
 
 if expl is not None and expl.method == "fourier":
     bd = expl.info["bands"]
     bi = BandImportance([Band(**b) for b in bd["bands"]], bd["unit"], bd["pixel_size"], bd["seconds"])
-    st.plotly_chart(seg.bands_figure(bi), key="seg_bands")
+    st.plotly_chart(figures.bands_figure(bi), key="seg_bands")
 
 # ------------------------------------------------------------------------------------------------------- downloads
 st.subheader("Downloads")
@@ -202,9 +203,9 @@ if truth is not None:
             pred.probability, mask, pred.pixel_size_nm, threshold, kind=kind))
         rel = seg.cached(("reliability", pkey, name), lambda: reliability(pred.probability, mask))
         seg.supervised_metrics_row(sup)
-        st.plotly_chart(seg.size_comparison_figure(sup, summary["size_unit"]), key="seg_sizes_vs_human")
+        st.plotly_chart(figures.size_comparison_figure(sup, summary["size_unit"]), key="seg_sizes_vs_human")
         r1, r2 = st.columns(2)
-        r1.plotly_chart(seg.reliability_figure(rel), key="seg_reliability")
+        r1.plotly_chart(figures.reliability_figure(rel), key="seg_reliability")
         with r2:
             t = seg.cached(("temperature", pkey, name), lambda: fit_temperature(pred.probability, mask))
             rel_t = reliability(apply_temperature(pred.probability, t), mask)

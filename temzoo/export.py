@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-OVERLAY_ALPHA = 0.45
-OVERLAY_COLOUR = (255, 60, 40)
+# The overlay colour and tint live with the figures (the Segment page draws the same overlay).
+from temzoo.figures import OVERLAY_ALPHA, OVERLAY_COLOUR, tint
+
 MIME = {".png": "image/png", ".tif": "image/tiff", ".csv": "text/csv", ".json": "application/json",
         ".hspy": "application/x-hdf5"}
 
@@ -59,19 +60,11 @@ def bundle_name(source: str | os.PathLike, frame: int = 0, n_frames: int = 1) ->
 
 def overlay_rgb(image: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
     """The image in grey (0.5-99.5 percentile contrast) with foreground pixels tinted red; uint8 (H, W, 3)."""
-    from temzoo.viz import contrast_limits, to_uint8
+    from temzoo.figures import contrast_limits, to_uint8
 
     lo, hi = contrast_limits(image)
     grey = np.repeat(to_uint8(image, lo, hi)[..., None], 3, axis=2)
     return tint(grey, mask, alpha)
-
-
-def tint(rgb: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """``rgb`` with the pixels where ``mask > 0`` blended towards the overlay colour (a new array)."""
-    out = rgb.astype(np.float32)
-    m = np.asarray(mask) > 0
-    out[m] = (1 - alpha) * out[m] + alpha * np.asarray(OVERLAY_COLOUR, np.float32)
-    return out.astype(np.uint8)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

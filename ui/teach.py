@@ -175,7 +175,7 @@ def _mtime(model: LessonModel | None) -> float:
 
 def lesson_dose_defocus() -> None:
     from temzoo.lessons import dose_defocus as L
-    from temzoo.lessons import figures as F
+    from temzoo import figures as F
 
     lid = "dose-defocus"
     st.markdown(L.INTRO)
@@ -202,21 +202,21 @@ def lesson_dose_defocus() -> None:
     m[2].metric("Model F1 vs truth", "-" if v.f1 is None else f"{v.f1:.2f}")
     m[3].metric("Mean confidence", "-" if v.mean_confidence is None else f"{v.mean_confidence:.2f}")
     a, b = st.columns(2)
-    a.plotly_chart(F.image(v.image, v.pixel_size_nm, f"Image: {dose} e/Å², defocus {defocus} nm"),
+    a.plotly_chart(F.lesson_image(v.image, v.pixel_size_nm, f"Image: {dose} e/Å², defocus {defocus} nm"),
                    key=key(lid, "img"))
-    b.plotly_chart(F.spectrum(v.image, v.pixel_size_nm), key=key(lid, "fft"))
+    b.plotly_chart(F.lesson_spectrum(v.image, v.pixel_size_nm), key=key(lid, "fft"))
     if v.probability is not None:
         a, b = st.columns(2)
-        a.plotly_chart(F.heat(v.probability, v.pixel_size_nm, "Model: particle probability (white: truth)",
+        a.plotly_chart(F.lesson_heat(v.probability, v.pixel_size_nm, "Model: particle probability (white: truth)",
                               contour=v.truth), key=key(lid, "prob"))
-        b.plotly_chart(F.heat(v.confidence, v.pixel_size_nm, "Model: confidence", zmin=0.5,
+        b.plotly_chart(F.lesson_heat(v.confidence, v.pixel_size_nm, "Model: confidence", zmin=0.5,
                               colorscale="Cividis"), key=key(lid, "conf"))
     st.subheader("Read the plots")
     with st.spinner("Sweeping dose and defocus..."):
         ds, fs = _sweeps(str(ws.root), model.ref if model else None, _mtime(model))
     a, b = st.columns(2)
-    a.plotly_chart(F.dose_sweep(ds, float(dose)), key=key(lid, "dsweep"))
-    b.plotly_chart(F.defocus_sweep(fs, float(defocus)), key=key(lid, "fsweep"))
+    a.plotly_chart(F.lesson_dose_sweep(ds, float(dose)), key=key(lid, "dsweep"))
+    b.plotly_chart(F.lesson_defocus_sweep(fs, float(defocus)), key=key(lid, "fsweep"))
     show_findings(L.findings(ds, fs))
     question(lid, L, L.answer(ds, fs))
 
@@ -225,7 +225,7 @@ def lesson_dose_defocus() -> None:
 def lesson_fringes() -> None:
     import numpy as np
 
-    from temzoo.lessons import figures as F
+    from temzoo import figures as F
     from temzoo.lessons import fringes as L
 
     lid = "fringes"
@@ -250,13 +250,13 @@ def lesson_fringes() -> None:
         st.caption(f"Analysed at {res.dose:g} e/Å², defocus {res.defocus_nm:g} nm, in {res.seconds:.0f} s "
                    f"({res.model_label}).")
         a, b = st.columns(2)
-        a.plotly_chart(F.bands(res), key=key(lid, "bands"))
+        a.plotly_chart(F.lesson_bands(res), key=key(lid, "bands"))
         lim = float(np.percentile(np.abs(res.attribution), 99.5)) or 1.0
-        b.plotly_chart(F.heat(res.attribution, res.pixel_size_nm, "Integrated gradients (white: truth)", -lim, lim,
+        b.plotly_chart(F.lesson_heat(res.attribution, res.pixel_size_nm, "Integrated gradients (white: truth)", -lim, lim,
                               colorscale="RdBu", contour=res.truth), key=key(lid, "ig"))
         a, b = st.columns(2)
-        a.plotly_chart(F.receptive_field(res), key=key(lid, "rf"))
-        b.plotly_chart(F.ruler(res), key=key(lid, "ruler"))
+        a.plotly_chart(F.lesson_receptive_field(res), key=key(lid, "rf"))
+        b.plotly_chart(F.lesson_ruler(res), key=key(lid, "ruler"))
         b.caption(f"Lattice period: {res.lattice_spacing_nm:.3f} nm, {res.spacing_source}.")
         show_findings(L.findings(res))
     question(lid, L, L.answer(res) if res is not None else None)
@@ -271,7 +271,7 @@ def _training_inputs(lid: str, default_s: float) -> float:
 def lesson_label_count() -> None:
     import pandas as pd
 
-    from temzoo.lessons import figures as F
+    from temzoo import figures as F
     from temzoo.lessons import label_count as L
 
     lid = "labels"
@@ -298,7 +298,7 @@ def lesson_label_count() -> None:
             st.session_state[key(lid, "result")] = res
     res = st.session_state.get(key(lid, "result"))
     if res is not None:
-        st.plotly_chart(F.curves(res.curves, f"Validation F1 while training (base: {res.base_label})",
+        st.plotly_chart(F.lesson_curves(res.curves, f"Validation F1 while training (base: {res.base_label})",
                                  group=lambda c: c.n_labels), key=key(lid, "curves"))
         st.dataframe(pd.DataFrame([{"run": c.label, "labelled images": c.n_labels, "best F1": round(c.best_f1, 3),
                                     "validations": len(c.val_f1), "steps": c.steps[-1] if c.steps else 0,
@@ -323,7 +323,7 @@ def _counts_without_weights(strategies: tuple[str, ...]) -> dict:
 def lesson_layers() -> None:
     import pandas as pd
 
-    from temzoo.lessons import figures as F
+    from temzoo import figures as F
     from temzoo.lessons import layers as L
 
     lid = "layers"
@@ -339,7 +339,7 @@ def lesson_layers() -> None:
         ck = try_checkpoint(model)
         counts = L.parameter_counts(ck, strategies) if ck is not None else _counts_without_weights(tuple(strategies))
         a, b = st.columns([3, 2])
-        a.plotly_chart(F.parameters(counts), key=key(lid, "params"))
+        a.plotly_chart(F.lesson_parameters(counts), key=key(lid, "params"))
         b.dataframe(pd.DataFrame([{"strategy": s, "trainable": c["trainable"], "of": c["total"],
                                    "share": f"{100 * c['fraction']:.0f} %"} for s, c in counts.items()]),
                     hide_index=True, key=key(lid, "ptable"))
@@ -357,7 +357,7 @@ def lesson_layers() -> None:
             st.session_state[key(lid, "result")] = res
     res = st.session_state.get(key(lid, "result"))
     if res is not None:
-        st.plotly_chart(F.curves(res.curves, f"Validation F1 while training ({res.n_labels} labelled image(s), "
+        st.plotly_chart(F.lesson_curves(res.curves, f"Validation F1 while training ({res.n_labels} labelled image(s), "
                                              f"base: {res.base_label})"), key=key(lid, "curves"))
         show_findings(L.findings(res))
     question(lid, L, L.answer(res) if res is not None else None)
@@ -365,7 +365,7 @@ def lesson_layers() -> None:
 
 # ------------------------------------------------------------------------------------------------------- lesson 5
 def lesson_trust() -> None:
-    from temzoo.lessons import figures as F
+    from temzoo import figures as F
     from temzoo.lessons import trust as L
 
     lid = "trust"
@@ -391,20 +391,20 @@ def lesson_trust() -> None:
                     delta_color="inverse")
         m[3].metric("Errors among uncertain pixels", f"{100 * res.error_rate_uncertain:.0f} %")
         a, b = st.columns(2)
-        a.plotly_chart(F.reliability(res.reliability_before, res.reliability_after, res.temperature),
+        a.plotly_chart(F.lesson_reliability(res.reliability_before, res.reliability_after, res.temperature),
                        key=key(lid, "rel"))
         errors = ((res.probability >= 0.5) != res.truth).astype(float)
-        b.plotly_chart(F.heat(res.confidence, res.pixel_size_nm, "Confidence (white: where the model is wrong)",
+        b.plotly_chart(F.lesson_heat(res.confidence, res.pixel_size_nm, "Confidence (white: where the model is wrong)",
                               zmin=0.5, colorscale="Cividis", contour=errors), key=key(lid, "conf"))
         st.subheader("A label with a deliberate error")
         st.markdown("One particle (outlined) was erased from this image's label. The confidence map does not change "
                     "-- the model never sees labels -- but the per-pixel loss against the label does.")
         a, b = st.columns(2)
-        a.plotly_chart(F.heat(res.wrong_label.astype(float), res.pixel_size_nm,
+        a.plotly_chart(F.lesson_heat(res.wrong_label.astype(float), res.pixel_size_nm,
                               "The wrong label (white: particle; orange: erased)",
                               colorscale=[[0, "black"], [1, "white"]], contour=res.error_region,
                               contour_color="orange"), key=key(lid, "wrong"))
-        b.plotly_chart(F.heat(res.loss_map, res.pixel_size_nm, "Loss against the wrong label (nats)", zmin=0.0,
+        b.plotly_chart(F.lesson_heat(res.loss_map, res.pixel_size_nm, "Loss against the wrong label (nats)", zmin=0.0,
                               zmax=float(max(1.0, res.loss_map.max())), colorscale="Magma",
                               contour=res.error_region), key=key(lid, "loss"))
         secs = st.slider("Seconds of fine-tuning per label", 5, 30, 15, key=key(lid, "seconds"))
@@ -420,10 +420,10 @@ def lesson_trust() -> None:
                 st.session_state[key(lid, "reaction")] = reaction
         if reaction is not None:
             a, b = st.columns(2)
-            a.plotly_chart(F.heat(reaction.confidence_map_right, res.pixel_size_nm,
+            a.plotly_chart(F.lesson_heat(reaction.confidence_map_right, res.pixel_size_nm,
                                   "Confidence after training on the right label", zmin=0.5, colorscale="Cividis",
                                   contour=res.error_region), key=key(lid, "cright"))
-            b.plotly_chart(F.heat(reaction.confidence_map_wrong, res.pixel_size_nm,
+            b.plotly_chart(F.lesson_heat(reaction.confidence_map_wrong, res.pixel_size_nm,
                                   "Confidence after training on the wrong label", zmin=0.5, colorscale="Cividis",
                                   contour=res.error_region), key=key(lid, "cwrong"))
         show_findings(L.findings(res, reaction))

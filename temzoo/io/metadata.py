@@ -54,19 +54,13 @@ def acquisition_metadata(md: dict[str, Any], original: dict[str, Any] | None = N
     if mag:
         out["magnification"] = mag
 
-    exposure = _number(_get(tem, "Detector.Camera.exposure")) or _number(_get(tem, "Camera.exposure"))
-    if exposure:
-        out["exposure_s"] = exposure
-    dwell = _number(_get(tem, "dwell_time")) or _number(_get(original, "microscope.dwell time"))
-    if dwell:
-        out["dwell_time_s"] = dwell
-
-    mode = _text(_get(tem, "acquisition_mode"))
-    if mode:
-        out["acquisition_mode"] = mode
-    scope = _text(_get(tem, "microscope")) or _text(_get(original, "microscope.name"))
-    if scope:
-        out["microscope"] = scope
+    found = {
+        "exposure_s": _number(_get(tem, "Detector.Camera.exposure")) or _number(_get(tem, "Camera.exposure")),
+        "dwell_time_s": _number(_get(tem, "dwell_time")) or _number(_get(original, "microscope.dwell time")),
+        "acquisition_mode": _text(_get(tem, "acquisition_mode")),
+        "microscope": _text(_get(tem, "microscope")) or _text(_get(original, "microscope.name")),
+    }
+    out.update({k: v for k, v in found.items() if v})
 
     date = _text(_get(md, "General.date"))
     if date:

@@ -2,7 +2,7 @@
 
 Each lesson module has ``TITLE``, ``INTRO`` (markdown), ``QUESTION``, one or more functions that run the experiment
 and return plain numbers and arrays, ``findings(result)`` (sentences read off those numbers) and ``answer(result)``.
-:mod:`temzoo.lessons.figures` draws the plots (plotly); :mod:`temzoo.lessons.workspace` holds the data and models.
+:mod:`temzoo.figures` draws the plots (plotly); :mod:`temzoo.lessons.workspace` holds the data and models.
 See docs/LESSONS.md (also: how to add a lesson).
 """
 

@@ -139,22 +139,25 @@ class Scratch(StrategyKind):
     uses_base_weights = False
 
 
+class _FreezePart(StrategyKind):
+    """One part of the network (``part``) stays fixed; the others train."""
+
+    part: ClassVar[str]
+
+    def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
+        return {n for n in names if part_of(n) != self.part}
+
+
 @register_strategy
-class FreezeEncoder(StrategyKind):
-    name = "freeze-encoder"
+class FreezeEncoder(_FreezePart):
+    name, part = "freeze-encoder", "encoder"
     card_text = "the pretrained encoder is fixed (weights and BatchNorm statistics); decoder and head train"
 
-    def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
-        return {n for n in names if part_of(n) != "encoder"}
-
 
 @register_strategy
-class FreezeDecoder(StrategyKind):
-    name = "freeze-decoder"
+class FreezeDecoder(_FreezePart):
+    name, part = "freeze-decoder", "decoder"
     card_text = "the pretrained decoder is fixed; encoder and head train"
-
-    def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
-        return {n for n in names if part_of(n) != "decoder"}
 
 
 @register_strategy

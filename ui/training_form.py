@@ -1,4 +1,4 @@
-"""Widgets shared by the Fine-tune and Compare pages: labelled-set and base pickers, budget inputs, job curves."""
+"""The training form: labelled-set, base and strategy pickers and budget inputs of the Fine-tune and Compare pages."""
 
 from __future__ import annotations
 
@@ -100,30 +100,6 @@ def budget_inputs(key: str) -> dict:
         px = b3.number_input("Pixel size (nm, 0 = from files)", 0.0, 1000.0, 0.0, format="%.4f", key=f"{key}_px")
         budget["pixel_size_nm"] = px or None
     return budget
-
-
-def metrics_figure(runs: dict[str, list[dict]], x: str = "epoch"):
-    """Plotly figure: losses on the left, validation F1/IoU on the right, one colour per run."""
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation F1 / IoU"))
-    for i, (name, recs) in enumerate(runs.items()):
-        color = qualitative.Plotly[i % len(qualitative.Plotly)]
-        xs = [r.get(x, j + 1) for j, r in enumerate(recs)]
-        prefix = f"{name} " if len(runs) > 1 else ""
-        for col, field, dash in ((1, "train_loss", "solid"), (1, "val_loss", "dot"), (2, "val_f1", "solid"),
-                                 (2, "val_iou", "dot")):
-            ys = [r.get(field) for r in recs]
-            if any(isinstance(y, (int, float)) for y in ys):
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{prefix}{field}",
-                                         line={"color": color, "dash": dash}), row=1, col=col)
-    xlabel = "seconds" if x == "seconds" else "epoch"
-    fig.update_xaxes(title_text=xlabel)
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(height=360, margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
-    return fig
 
 
 def fmt_seconds(s: float | None) -> str:
