@@ -128,12 +128,15 @@ with st.expander("Feature importance", expanded=True):
 # ------------------------------------------------------------------------------------------------------------ maps
 conf_maps = ["confidence", "entropy"] + [k for k in pred.maps if k != "entropy"]
 view = st.radio("Uncertainty map", conf_maps, horizontal=True, key="seg_conf_view")
-fig = figures.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view)
+window = tuple(expl.info["explained_px"]) if expl is not None and expl.info.get("window_note") else None
+fig = figures.maps_figure(mg.frame(frame), pred, expl.importance if expl else None, box, confidence_map=view,
+                          window=window)
 st.plotly_chart(fig, key="seg_maps", config={"displaylogo": False})
 if expl is not None:
     what = ("red/blue: raises/lowers the region's foreground score" if expl.method in
             ("integrated-gradients", "occlusion") else "brighter: more important")
-    st.caption(f"{expl.method}: {expl.seconds:.1f} s; {what}.")
+    st.caption(f"{expl.method}: {expl.seconds:.1f} s; {what}. "
+               + (expl.info.get("window_note") or "It covers the whole image."))
 
 # --------------------------------------------------------------------------------------------------------- numbers
 seg.summary_metrics(summary)

@@ -21,13 +21,20 @@ from temzoo.errors import DataError
 METHODS = ("integrated-gradients", "occlusion", "gradcam", "fourier")
 
 
+# CPU cost per pixel differs by method: Grad-CAM is one backward pass, IG ig_steps of them, occlusion one forward
+# per window position.
+MAX_SIDE = {"gradcam": 4096, "integrated-gradients": 1024, "occlusion": 768}
+
+
 @dataclass
 class ExplainOptions:
     ig_steps: int = 16
     occlusion_window: int | None = None  # model px; None: a sixth of the crop (8..48)
     occlusion_stride: int | None = None  # None: half the window
     gradcam_block: int = -2  # index into model.decoder.blocks (-2: one above full resolution)
-    max_side: int = 768  # larger crops are cut to a window around the region's centre (CPU time)
+    # the attribution window covers the whole image up to this many model px a side (None: MAX_SIDE per method);
+    # a larger image gets a window around the region's centre, drawn and explained (info["window_note"])
+    max_side: int | None = None
     device: str = "auto"
 
 
@@ -144,6 +151,21 @@ def _attribute(method: str, f, model, x, shape: tuple[int, int], opts: ExplainOp
     return LayerAttribution.interpolate(cam, shape, interpolate_mode="bilinear")[0, 0]
 
 
+def _window(prep, box: tuple[int, int, int, int], max_side: int, method: str) -> dict:
+    """The attribution window on the original grid, and why it is not the whole image (None when it is)."""
+    y0, x0, y1, x1 = box
+    h, w = prep.image.shape
+    f = prep.factor or 1.0
+    oh, ow = prep.original_shape
+    win = [int(round(y0 / f)), int(round(x0 / f)), min(oh, int(round(y1 / f))), min(ow, int(round(x1 / f)))]
+    whole = (y0, x0, y1, x1) == (0, 0, h, w)
+    note = None if whole else (
+        f"{method} covers the {win[3] - win[1]}x{win[2] - win[0]} px window drawn around the region's centre, not "
+        f"the whole {ow}x{oh} px image: on the model's grid the image is {w}x{h} px, above this method's "
+        f"{max_side} px limit (CPU time); pick a region elsewhere to move the window, or use gradcam")
+    return {"explained_px": win, "window_whole_image": whole, "window_note": note}
+
+
 def explain(checkpoint, micrograph, method: str = "integrated-gradients", region=None, frame: int = 0,
             options: ExplainOptions | None = None, prediction=None, progress=None) -> Explanation:
     """Importance map for ``region`` of one frame (default: the predicted foreground, from ``prediction`` if given)."""
@@ -177,7 +199,9 @@ def explain(checkpoint, micrograph, method: str = "integrated-gradients", region
     rmask = _region_on_model_grid(region, prep, default_mask)
     rf = receptive_field(checkpoint)
     stride = checkpoint.spec.stride
-    y0, x0, y1, x1 = _crop_box(rmask, int(rf["extent_px"]) // 2 + stride, opts.max_side, stride)
+    max_side = opts.max_side or MAX_SIDE[method]
+    # the whole image when it fits (margin = the image): importance everywhere, not only next to the region
+    y0, x0, y1, x1 = _crop_box(rmask, max(rmask.shape), max_side, stride)
     crop = prep.image[y0:y1, x0:x1]
     padded, (ch, cw) = pad_to_stride(crop, stride)
     rcrop = np.zeros(padded.shape, np.float32)
@@ -190,7 +214,7 @@ def explain(checkpoint, micrograph, method: str = "integrated-gradients", region
     target = 0 if checkpoint.spec.classes == 1 else 1
     f = _RegionLogit(model, r, target)
     info = {"crop_model_px": [y0, x0, y1, x1], "region_model_px": int(rmask.sum()), "target_class": target,
-            "receptive_field": rf}
+            "receptive_field": rf, **_window(prep, (y0, x0, y1, x1), max_side, method)}
     amap = _attribute(method, f, model, x, tuple(padded.shape), opts, info)
     amap = amap.detach().float().cpu().numpy()[:ch, :cw]
     full = np.zeros(prep.image.shape, np.float32)

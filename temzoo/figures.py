@@ -211,8 +211,9 @@ def _png(rgb: np.ndarray) -> str:
 
 
 def maps_figure(image: np.ndarray, prediction, importance: np.ndarray | None, box: tuple | None = None,
-                confidence_map: str = "confidence", height: int = 340) -> Any:
-    """Four panels with shared (linked) axes in nm (px when uncalibrated): zooming one zooms all."""
+                confidence_map: str = "confidence", height: int = 340, window: tuple | None = None) -> Any:
+    """Four panels with shared (linked) axes in nm (px when uncalibrated): zooming one zooms all. ``window``
+    (y0, x0, y1, x1 px): the attribution window when it is not the whole image, drawn dashed on the importance."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -261,6 +262,10 @@ def maps_figure(image: np.ndarray, prediction, importance: np.ndarray | None, bo
         for i in range(4):
             fig.add_shape(type="rect", x0=x0 * px, x1=x1 * px, y0=y0 * px, y1=y1 * px, row=1, col=i + 1,
                           line=dict(color="#00e5ff", width=2))
+    if window is not None:
+        y0, x0, y1, x1 = window
+        fig.add_shape(type="rect", x0=x0 * px, x1=x1 * px, y0=y0 * px, y1=y1 * px, row=1, col=4,
+                      line=dict(color="#ffd400", width=2, dash="dash"))
     fig.update_xaxes(showgrid=False, zeroline=False, constrain="domain", title_text=None)
     fig.update_yaxes(showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain",
                      autorange="reversed")
@@ -554,4 +559,20 @@ def lesson_reliability(before: dict, after: dict, temperature: float) -> Any:
                                  text=[f"{rel['count'][i]:,} pixels" for i in keep]))
     fig.update_layout(xaxis=dict(title="confidence", range=[0.5, 1.0]),
                       yaxis=dict(title="accuracy", range=[0.0, 1.02]))
+    return fig
+
+
+def size_comparison_figure(sup: dict, unit: str) -> Any:
+    """The model's size distribution beside the human one (Horwath et al.), with their Wasserstein distance."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for key, name, colour in (("pred_sizes", "model", "#e45756"), ("true_sizes", "human mask", "#4c78a8")):
+        fig.add_trace(go.Histogram(x=np.asarray(sup.get(key) or [], float), name=name, opacity=0.6,
+                                   marker_color=colour, nbinsx=30))
+    d = sup.get("size_distance")
+    what = "Grain sizes" if sup.get("kind") == "network" else "Sizes"
+    fig.update_layout(barmode="overlay", height=280, margin=dict(l=10, r=10, t=40, b=10),
+                      title=f"{what}: model vs human mask (Wasserstein {'-' if d is None else f'{d:.3g} {unit}'})",
+                      xaxis_title=f"equivalent diameter ({unit})", yaxis_title="count")
     return fig

@@ -42,8 +42,9 @@ def test_box_attribution_is_local(ck, method):
     far = ck.spec.stride + receptive_field(ck)["extent_px"]
     outside = np.ones((160, 160), bool)
     outside[max(0, 70 - far):86 + far, max(0, 70 - far):86 + far] = False
-    if outside.any():
+    if outside.any() and method != "gradcam":
         assert np.abs(ex.importance[outside]).max() == 0.0
+    # (Grad-CAM weighs a layer's activations over the whole window, now the whole image: not local by design)
     if method == "integrated-gradients":
         near = np.abs(ex.importance[60:96, 60:96]).mean()
         assert near > 0
@@ -82,3 +83,19 @@ def test_uncalibrated_bands_in_px(ck):
     res = fourier_band_importance(ck, Micrograph(_img(64, 64), None))
     assert res.unit == "nm"  # the model is calibrated: an uncalibrated image is taken at the model's size
     assert res.bands[-1].period_min == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("method", ["integrated-gradients", "gradcam", "occlusion"])
+def test_whole_image_by_default_and_a_limited_window_says_why(ck, method):
+    """#14.8: no unexplained central square: the window is the whole image, or it is returned and explained."""
+    mg = Micrograph(_img(160, 160), 0.05)
+    opts = ExplainOptions(ig_steps=2, occlusion_window=32)
+    ex = explain(ck, mg, method, options=opts)
+    assert ex.info["window_whole_image"] and ex.info["window_note"] is None
+    assert ex.info["explained_px"] == [0, 0, 160, 160]
+    small = explain(ck, mg, method, region=(70, 70, 86, 86),
+                    options=ExplainOptions(ig_steps=2, occlusion_window=32, max_side=64))
+    y0, x0, y1, x1 = small.info["explained_px"]
+    assert not small.info["window_whole_image"] and (y1 - y0, x1 - x0) == (64, 64)
+    assert "window" in small.info["window_note"] and "limit" in small.info["window_note"]
+    assert np.abs(small.importance[:y0]).max(initial=0) == 0  # nothing outside the drawn window

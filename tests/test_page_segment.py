@@ -134,3 +134,30 @@ def test_stack_frame_slider(tiny_checkpoint, frames):
     at.slider[0].set_value(2).run()
     assert not at.exception
     assert at.session_state[state.FRAME] == 2
+
+
+def test_uo2_network_shows_grains_and_no_object_f1(shared_data):
+    """#14.3: the UO2 boundary model reports grains, never objects; the domain-shift score is in the caption."""
+    from temzoo.io import read_micrograph
+    from temzoo.paths import bundled_zoo_dir
+
+    src = shared_data / "labeled/uo2-grain-boundaries"
+    mg = read_micrograph(src / "images/4.jpg")
+    at = _app(mg, bundled_zoo_dir() / "uo2-grain-boundaries")
+    at.run()
+    assert not at.exception, at.exception
+    labels = {m.label for m in at.metric}
+    assert {"Grains", "Convex grains", "Grains inside the field"} <= labels and "Objects" not in labels
+    assert any("Domain-shift score" in c.value for c in at.caption)
+    # (metrics against a human mask by kind: tests/test_trust.py::test_network_metrics_count_grains_not_objects)
+
+
+def test_edge_toggle_changes_the_size_statistics(tiny_checkpoint):
+    mg = Micrograph(_blobs(), 0.05, source="blobs.png", title="blobs")
+    at = _app(mg, tiny_checkpoint)
+    at.run()
+    toggle = next(t for t in at.toggle if t.label.startswith("Count sizes"))
+    assert toggle.value is False
+    assert "Cut by the edge" in {m.label for m in at.metric}
+    toggle.set_value(True).run()
+    assert not at.exception, at.exception
