@@ -89,12 +89,13 @@ def source_path(micrograph) -> str:
     return str(Path(micrograph.source).resolve()) if micrograph.source else ""
 
 
-def build_bundle(prediction, micrograph, frame: int = 0, *, explanation=None, table=None,
+def build_bundle(prediction, micrograph, frame: int = 0, *, explanation=None, table=None, domain=None,
                  extra: dict | None = None, name: str | None = None) -> Bundle:
     """Every export file of one prediction of ``micrograph``'s frame ``frame``, in memory.
 
     ``explanation`` (a :class:`temzoo.explain.Explanation`) adds ``_importance.tif``; ``table`` reuses a particle
-    table already computed; ``extra`` is merged into ``summary.json``.
+    table already computed; ``domain`` (a :class:`temzoo.metrics.DomainCheck`) adds its warnings and score;
+    ``extra`` is merged into ``summary.json``.
     """
     from temzoo import metrics as tzm
     from temzoo.io import writers as w
@@ -108,6 +109,9 @@ def build_bundle(prediction, micrograph, frame: int = 0, *, explanation=None, ta
     info = {"image": source_path(micrograph), "image_name": Path(micrograph.source).name,
             "image_index": micrograph.index, "frame": frame, "n_frames": micrograph.n_frames,
             "maps": sorted(prediction.maps), "metrics": metrics}
+    if domain is not None:
+        score = getattr(domain, "score", None)  # the out-of-distribution score, where the domain check gives one
+        info["domain"] = {"warnings": list(domain.warnings), "score": None if score is None else float(score)}
     files = {
         f"{name}_mask.png": w.mask_png_bytes(prediction.mask),
         f"{name}_mask.tif": w.tiff_bytes(prediction.mask, px, dtype=np.uint8),

@@ -18,7 +18,10 @@ EXPLAIN_METHODS = ("integrated-gradients", "occlusion", "gradcam", "fourier")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", metavar="PATH", help="microscope file (DM3/DM4/EMD/SER/TIFF/PNG/JPEG ...)")
+    p.add_argument("path", metavar="PATH", nargs="+",
+                   help="microscope file (DM3/DM4/EMD/SER/TIFF/PNG/JPEG ...); several files, folders or globs make "
+                        "a batch: one bundle per image (every frame of a stack) in DIR/<name>/, DIR/summary.csv, "
+                        "DIR/particles.csv, sizes.png, series.csv/png; a re-run resumes")
     p.add_argument("--model", required=True, help="zoo id, checkpoint folder or Hub repo id")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--tta", action="store_true", help="average over the 8 rotations/flips (adds tta_spread)")
@@ -31,6 +34,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_pixel_size_argument(p, "pixel size of the image in nm (for files without one; overrides the file's): "
                                "sizes in particles.csv are then in nm and the image is resampled to the model's")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    b = p.add_argument_group("batch")
+    b.add_argument("--all-frames", action="store_true",
+                   help="a batch even for one file: every frame of a stack gets its own bundle (and the series)")
+    b.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run on a local dask.distributed cluster of N worker processes (0: in this process)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per image (default: all cores in one process, cores/N with --workers N); "
+                        "float maps are byte-identical between runs at the same value")
+    b.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing dask.distributed cluster (e.g. tcp://host:8786; workers need temzoo)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,33 +51,80 @@ def run(args: argparse.Namespace) -> int:
 
     from temzoo.errors import TemzooError
     from temzoo.io import read_micrograph
-    from temzoo.export import export_prediction
-    from temzoo.predict import PredictOptions, predict
+    from temzoo.batch import predict_one, task_env
+    from temzoo.predict import PredictOptions
     from temzoo.zoo import load_model
 
     if args.mc_dropout < 0:
         raise TemzooError(f"--mc-dropout must be >= 0, got {args.mc_dropout}")
+    if args.workers < 0 or args.workers > 256:
+        raise TemzooError(f"--workers must be between 0 and 256, got {args.workers}")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise TemzooError(f"--threads must be between 1 and 1024, got {args.threads}")
+    if _is_batch(args):
+        return _run_batch(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TemzooError(f"--out {out} is a file; give a folder")
-    mg = read_micrograph(args.path, args.image_index).with_pixel_size(args.pixel_size_nm)
+    mg = read_micrograph(args.path[0], args.image_index).with_pixel_size(args.pixel_size_nm)
     ck = load_model(args.model)
     opts = PredictOptions(tta=args.tta, mc_dropout=args.mc_dropout, device=args.device)
-    pred = predict(ck, mg, opts, frame=args.frame)
-    explanation = None
-    if args.explain:
-        from temzoo.explain import explain
-
-        explanation = explain(ck, mg, args.explain, frame=args.frame, prediction=pred,
-                              options=None if args.device == "auto" else _explain_opts(args.device))
+    with task_env(args.threads):
+        pred, bundle, domain = predict_one(
+            ck, mg, args.frame, opts, explain_method=args.explain,
+            explain_options=None if args.device == "auto" else _explain_opts(args.device))
     try:
-        bundle = export_prediction(out, pred, mg, args.frame, explanation=explanation)
+        bundle.write(out)
     except OSError as err:
         raise TemzooError(f"could not write to {out}: {err.strerror or err}; check the folder and free space") from None
-    for line in pred.warnings:
+    for line in dict.fromkeys(pred.warnings + domain.warnings):
         sys.stderr.write(f"warning: {line}\n")
     print(f"{len(bundle.table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
           f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out / bundle.name}_*")
+    return 0
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    """Several inputs, a folder, a glob, a cluster or --all-frames make a batch; one file keeps the flat bundle."""
+    from pathlib import Path
+
+    p = Path(args.path[0])
+    return (len(args.path) > 1 or args.all_frames or bool(args.workers) or bool(args.scheduler)
+            or p.is_dir() or (not p.exists() and any(c in args.path[0] for c in "*?[")))
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from temzoo.batch import BatchConfig, run_batch
+    from temzoo.errors import TemzooError
+
+    if args.explain or args.frame:
+        raise TemzooError("--explain and --frame are for one image; a batch predicts every frame of every input")
+    cfg = BatchConfig(model=args.model, tta=args.tta, mc_dropout=args.mc_dropout, device=args.device,
+                      pixel_size_nm=args.pixel_size_nm, image_index=args.image_index, threads=args.threads)
+    bar = None
+
+    def progress(done: int, total: int, name: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="predict", unit="file", file=sys.stderr, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        bar.set_postfix_str(name[-40:], refresh=False)
+
+    try:
+        res = run_batch(args.path, args.out, cfg, workers=args.workers, scheduler=args.scheduler,
+                        progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    ok = len(res.rows) - len(res.failed)
+    for row in res.failed:
+        sys.stderr.write(f"warning: {row['file']}: {row['error']}\n")
+    print(f"{ok} image(s) done ({res.skipped} from an earlier run), {len(res.failed)} failed -> "
+          f"{res.out / 'summary.csv'}")
+    if not ok:
+        raise TemzooError(f"no image could be predicted; the reasons are in {res.out / 'summary.csv'}")
     return 0
 
 
