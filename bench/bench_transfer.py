@@ -17,7 +17,7 @@ conditions). Model selection uses only the labelled images (``--validation``: ``
 
 Prints a markdown table (mean +- sd over seeds, and the difference to scratch on the same seeds), writes all runs to
 ``--json`` and the per-target summary that ``temzoo.zoo.registry.recommended_base`` reads to ``--evidence``.
-``--quick`` (about 30 CPU-minutes): bases scratch + generalist, 0.4 CPU-minutes per run, two sim conditions, and the
+``--quick`` (about 30 CPU-minutes): bases scratch + generalist, 0.3 CPU-minutes per run, two sim conditions, and the
 ``image`` validation scheme again at 4 labelled images for comparison; the table header says so.
 """
 
@@ -244,7 +244,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--bases", default=None, help="default scratch,generalist,hrtem-nanoparticle,tem-denoise "
                                                   "(quick: scratch,generalist)")
-    ap.add_argument("--minutes", type=float, default=None, help="CPU-minutes per run (default 2; quick 0.4)")
+    ap.add_argument("--minutes", type=float, default=None, help="CPU-minutes per run (default 2; quick 0.3)")
     ap.add_argument("--validation", default="regions", choices=("regions", "image", "none"))
     ap.add_argument("--compare-validation", default=None,
                     help="also run this validation scheme at the largest size (quick: image)")
@@ -258,7 +258,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=None, help="stop after this many new runs (smoke tests)")
     a = ap.parse_args(argv)
     a.bases = a.bases or ("scratch,generalist" if a.quick else "scratch,generalist,hrtem-nanoparticle,tem-denoise")
-    a.minutes = a.minutes or (0.4 if a.quick else 2.0)
+    a.minutes = a.minutes or (0.3 if a.quick else 2.0)
     if a.quick and a.compare_validation is None:
         a.compare_validation = "image"
     return a
@@ -279,51 +279,60 @@ def main(argv=None) -> int:
     for t in targets:
         if t not in TARGETS:
             raise SystemExit(f"error: unknown target {t!r}; choose from {', '.join(TARGETS)}")
-    plan = [(t, n, s, b, a.validation) for t in targets for n in sizes for s in seeds for b in bases]
+    # Seed-major order, the comparison scheme last: a run cut short still covers every cell with fewer seeds.
+    plan = [(t, n, s, b, a.validation) for s in seeds for t in targets for n in sizes for b in bases]
     if a.compare_validation and a.compare_validation != a.validation:
-        plan += [(t, max(sizes), s, b, a.compare_validation) for t in targets for s in seeds for b in bases]
+        plan += [(t, max(sizes), s, b, a.compare_validation) for s in seeds for t in targets for b in bases]
+    data: dict = {}  # target -> (pool, test folders), prepared on first use
     new = 0
-    for t in targets:
-        if t == "sim":
-            pool, tests = sim_split(work, a.cache or str(work / "cache"), a.quick)
-        else:
-            pool, test_pairs = real_split(t)
-            tests = [link_pairs(work / f"{SHORT[t]}_test", test_pairs)]
-        for (tt, n, s, b, v) in plan:
-            if tt != t:
-                continue
-            key = (t, b, n, s, v, a.minutes)
-            if any((r["target"], r["base"], r["n_labelled"], r["seed"], r["validation"], r["minutes"]) == key
-                   for r in rows):
-                continue
-            ref = base_folder(b, t, gdir)
-            if ref is None:
-                continue
-            if a.limit is not None and new >= a.limit:
-                break
-            r = one_run(work, t, draw(pool, n, s), tests, b, ref, n, s, a.minutes, v)
-            rows.append(r)
-            new += 1
-            with open(done, "a") as f:
-                f.write(json.dumps(r) + "\n")
-            print(f"{t:24s} {b:12s} n={n} seed={s} {v:8s}: F1 {r['f1']:.3f} ({r['epochs']} epochs, best "
-                  f"{r['best_epoch']}, {r['cpu_s_total']:.0f} CPU-s)", flush=True)
+    for (t, n, s, b, v) in plan:
+        key = (t, b, n, s, v, a.minutes)
+        if any((r["target"], r["base"], r["n_labelled"], r["seed"], r["validation"], r["minutes"]) == key
+               for r in rows):
+            continue
+        ref = base_folder(b, t, gdir)
+        if ref is None:
+            continue
+        if a.limit is not None and new >= a.limit:
+            break
+        if t not in data:
+            if t == "sim":
+                data[t] = sim_split(work, a.cache or str(work / "cache"), a.quick)
+            else:
+                pool, test_pairs = real_split(t)
+                data[t] = (pool, [link_pairs(work / f"{SHORT[t]}_test", test_pairs)])
+        pool, tests = data[t]
+        r = one_run(work, t, draw(pool, n, s), tests, b, ref, n, s, a.minutes, v)
+        rows.append(r)
+        new += 1
+        with open(done, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        print(f"{t:24s} {b:12s} n={n} seed={s} {v:8s}: F1 {r['f1']:.3f} ({r['epochs']} epochs, best "
+              f"{r['best_epoch']}, {r['cpu_s_total']:.0f} CPU-s)", flush=True)
+        if new % 6 == 0:  # a partial table on disk while a long run goes on
+            _write(a, rows, targets, bases, sizes, seeds, out_json, argv, quiet=True)
+    _write(a, rows, targets, bases, sizes, seeds, out_json, argv)
+    return 0
+
+
+def _write(a, rows, targets, bases, sizes, seeds, out_json: Path, argv, quiet: bool = False) -> None:
+    """Print (unless ``quiet``) and write the table, the JSON of runs and the evidence file."""
     mine = [r for r in rows if r["minutes"] == a.minutes and r["target"] in targets and r["base"] in bases
             and r["n_labelled"] in sizes and r["seed"] in seeds]
     protocol = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "minutes_cpu_per_run": a.minutes,
-                "seeds": seeds, "sizes": sizes, "bases": bases, "quick": a.quick,
+                "seeds": sorted({r["seed"] for r in mine}), "sizes": sizes, "bases": bases, "quick": a.quick,
                 "sim_conditions": sim_conditions(a.quick) if "sim" in targets else None,
                 "test": f"real sets: last {N_TEST} images by name; sim: 8 unseen fields (seed {SIM_TEST_SEED}) per "
                         "condition", "command": "python -m bench.bench_transfer " + " ".join(argv or [])}
     header = (f"Leave-one-set-out transfer, pooled pixel F1 on unseen test images, mean ± sd over seeds "
-              f"{','.join(map(str, seeds))} ({'QUICK: ' if a.quick else ''}{a.minutes:g} CPU-min per run, one "
-              f"thread; {machine()})")
+              f"{','.join(map(str, protocol['seeds']))} ({'QUICK: ' if a.quick else ''}{a.minutes:g} CPU-min per "
+              f"run, one thread; {machine()})")
     text = table(mine, header)
-    print("\n" + text)
-    out_json.write_text(json.dumps({"protocol": protocol, "runs": mine}, indent=1))
+    if not quiet:
+        print("\n" + text)
+    out_json.write_text(json.dumps({"protocol": protocol, "runs": mine, "table": text}, indent=1))
     if a.evidence:
         Path(a.evidence).write_text(json.dumps(evidence(mine, protocol, a.validation), indent=1) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -94,3 +94,15 @@ def test_finetune_epochs_and_minutes_are_exclusive(disc_set, capsys):
         main(["finetune", "--images", str(images), "--masks", str(masks), "--base", "scratch", "--strategy", "full",
               "--out", "x", "--epochs", "1", "--minutes", "1"])
     assert e.value.code == 2 and capsys.readouterr().err.startswith("error:")
+
+
+def test_finetune_validation_regions_trains_on_every_image(disc_set, tmp_path, capsys):
+    images, masks = disc_set
+    rc = main(["finetune", "--images", str(images), "--masks", str(masks), "--base", "scratch", "--strategy",
+               "scratch", "--out", str(tmp_path / "m"), "--epochs", "1", "--tile-size", "32", "--validation",
+               "regions", "--quiet", "--device", "cpu"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["split"].startswith("every image trains")
+    prov = load_model(str(tmp_path / "m")).meta.provenance
+    assert len(prov["train_images"]) == 4 and prov["config"]["validation"] == "regions"

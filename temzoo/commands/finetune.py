@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from temzoo.commands._args import add_pixel_size_argument
-from temzoo.train.config import STRATEGIES
+from temzoo.train.config import STRATEGIES, VALIDATIONS
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -60,7 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--class-kind", choices=("objects", "network"),
                      help="what the class is: separate objects (particles, loops) or a network (grain boundaries, "
                           "lines); sets the metrics. Default: read off the masks")
-    adv.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.25)")
+    adv.add_argument("--val-fraction", type=float,
+                     help="share of images (or, with --validation regions, of each image) that validates (default 0.25)")
+    adv.add_argument("--validation", choices=VALIDATIONS,
+                     help="model selection: whole images (image, default), a band of every image (regions: every "
+                          "label trains) or none (fixed schedule)")
     adv.add_argument("--noise", type=float, dest="noise_probability",
                      help="fraction of tiles given Poisson noise at a random dose (default 0)")
 
@@ -104,7 +108,7 @@ def config_from_args(args: argparse.Namespace):
         if rec.base == "scratch" and args.strategy != "scratch":
             args.strategy = "scratch"  # a strategy for pretrained weights means nothing without them
     kw = {"images": args.images, "masks": args.masks, "base": args.base, "strategy": args.strategy,
-          **training_kwargs(args, ("loss", "val_fraction", "noise_probability", "class_kind"))}
+          **training_kwargs(args, ("loss", "val_fraction", "validation", "noise_probability", "class_kind"))}
     return TrainConfig(**kw).validate()
 
 
