@@ -20,6 +20,7 @@ PAGES = {
     "Models": [
         st.Page("pages/zoo.py", title="Zoo", icon=":material/pets:"),
         st.Page("pages/segment.py", title="Segment", icon=":material/grain:"),
+        st.Page("pages/batch.py", title="Batch", icon=":material/stacks:"),
         st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
         st.Page("pages/share.py", title="Share", icon=":material/cloud_upload:"),

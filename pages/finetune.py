@@ -12,6 +12,7 @@ from temzoo import figures
 from temzoo.errors import TemzooError
 from temzoo.train import jobs
 from temzoo.train.config import TrainConfig
+from ui import job_controls
 from ui import training_form as uj
 from ui import session, state
 from ui.routing import through_app
@@ -80,18 +81,7 @@ def _panel(d: str, was_active: bool) -> None:
         st.plotly_chart(figures.metrics_figure({s.name: recs}), width="stretch", key=f"ft_fig_{s.id}")
     elif s.active:
         st.info("Waiting for the first epoch…" if s.state == "running" else "Queued: another job uses the device.")
-    if s.error:
-        (st.warning if s.state in ("interrupted", "cancelled") else st.error)(s.error)
-    b = st.columns(3)
-    if s.active and b[0].button("Cancel", key=f"ft_cancel_{s.id}"):
-        jobs.cancel(d)
-        st.toast("Cancelling at the next step…")
-    if s.resumable and b[1].button("Resume", key=f"ft_resume_{s.id}"):
-        try:
-            jobs.resume(d)
-            st.rerun()
-        except TemzooError as err:
-            st.error(str(err))
+    b = job_controls.render(d, s, "ft", "Cancelling at the next step…")
     if s.state == "done" and s.result:
         st.success(f"Saved to your zoo: {s.result}")
         if note := jobs.base_kept_note(s.result):

@@ -398,6 +398,97 @@ def _run_dask(tasks: list[Task], out: Path, config: BatchConfig, workers: int, s
     return results
 
 
+# --------------------------------------------------------------------------------------------- background jobs
+def job_config(inputs: Iterable[str | os.PathLike], config: BatchConfig, out: str | os.PathLike | None = None,
+               workers: int = 0) -> dict:
+    """What a batch job's ``config.json`` holds; ``out`` None: ``<job folder>/out``."""
+    return {"inputs": [str(p) for p in inputs], "out": None if out is None else str(out),
+            "config": asdict(config), "workers": int(workers), "device": config.device}
+
+
+def submit_batch(inputs: Iterable[str | os.PathLike], config: BatchConfig, root: str | os.PathLike | None = None,
+                 name: str | None = None, out: str | os.PathLike | None = None, workers: int = 0):
+    """Start a batch as a background job (temzoo.train.jobs, kind "batch"): progress, cancel and resume as for
+    training; returns the job handle. Its result is the output folder."""
+    from temzoo.train import jobs
+
+    return jobs.submit(job_config(inputs, config, out, workers), root=root, name=name, kind="batch",
+                       target="temzoo.batch:run_job")
+
+
+def run_job(cfg: dict, job_dir: str | os.PathLike, should_stop: Callable[[], bool] | None = None,
+            log: Callable[[str], None] | None = None) -> Path:
+    """The batch job's body (called by the job worker): run the batch, one progress line per file in
+    ``metrics.jsonl``; a resumed job skips the images already done."""
+    from temzoo.train.jobs import METRICS_FILE
+
+    job_dir = Path(job_dir)
+    out = Path(cfg.get("out") or job_dir / "out")
+    config = BatchConfig(**cfg["config"])
+
+    def progress(done: int, total: int, name: str) -> None:
+        with open(job_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"files_done": done, "files": total, "file": name, "time": time.time()}) + "\n")
+        if log is not None:
+            log(f"{done}/{total} {name}")
+
+    res = run_batch(cfg["inputs"], out, config, workers=int(cfg.get("workers") or 0), progress=progress,
+                    cancel=should_stop)
+    if log is not None:
+        log(f"{len(res.rows) - len(res.failed)} image(s) done ({res.skipped} earlier), {len(res.failed)} failed")
+    return out
+
+
+def job_progress(job) -> tuple[int, int]:
+    """(files done, files in all) of a batch job so far, from its progress lines."""
+    from temzoo.train import jobs
+
+    recs = [r for r in jobs.read_metrics(job) if "files_done" in r]
+    return (int(recs[-1]["files_done"]), int(recs[-1]["files"])) if recs else (0, 0)
+
+
+@dataclass
+class BatchOutputs:
+    """A batch output folder's tables, read back (for the app and notebooks)."""
+
+    summary: Any  # pandas DataFrames
+    particles: Any
+    series: Any
+    calibrated: bool
+
+
+def read_outputs(out: str | os.PathLike) -> BatchOutputs | None:
+    """The tables of ``out``, or None when the batch has not written them yet."""
+    import pandas as pd
+
+    out = Path(out)
+    try:
+        summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+        particles = pd.read_csv(out / "particles.csv")
+        series = pd.read_csv(out / "series.csv")
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+    ok = summary[summary["status"] == "ok"]
+    calibrated = bool(len(ok)) and bool((ok["pixel_size_nm"].astype(str) != "").all())
+    return BatchOutputs(summary, particles, series, calibrated)
+
+
+def zip_outputs(out: str | os.PathLike) -> bytes:
+    """Everything a batch wrote (bundles, tables, plots) as one zip, paths relative to ``out``; the bookkeeping
+    files (done markers, the folder marker, temporaries) are left out."""
+    import io
+    import zipfile
+
+    out = Path(out)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(out.rglob("*")):
+            rel = p.relative_to(out)
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+                z.write(p, f"{out.name}/{rel.as_posix()}")
+    return buf.getvalue()
+
+
 # ------------------------------------------------------------------------------------------------------ tables
 def write_tables(result: BatchResult) -> None:
     """summary.csv, particles.csv, sizes.png, series.csv and series.png from the rows (and the bundles' tables)."""
@@ -460,20 +551,24 @@ def _plt():
     return plt
 
 
+def particle_diameters(particles, calibrated: bool):
+    """Equivalent diameters of a particle table and their unit: nm when calibrated, else area-equivalent px."""
+    import numpy as np
+
+    if calibrated and "equivalent_diameter_nm" in particles:
+        d, unit = np.asarray(particles["equivalent_diameter_nm"], float), "nm"
+    else:
+        d, unit = np.sqrt(4 * np.asarray(particles.get("area_px", []), float) / np.pi), "px (uncalibrated)"
+    return d[np.isfinite(d)], unit
+
+
 def size_histogram_png(particles, calibrated: bool) -> bytes:
     """Histogram of equivalent diameters (nm when every image is calibrated, else area-equivalent px)."""
     import numpy as np
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    if calibrated:
-        d = particles.get("equivalent_diameter_nm", np.array([]))
-        unit = "nm"
-    else:
-        d = np.sqrt(4 * np.asarray(particles.get("area_px", np.array([])), float) / np.pi)
-        unit = "px (uncalibrated)"
-    d = np.asarray(d, float)
-    d = d[np.isfinite(d)]
+    d, unit = particle_diameters(particles, calibrated)
     if d.size:
         ax.hist(d, bins=min(40, max(5, int(np.sqrt(d.size)))), color="#4c72b0")
     ax.set_xlabel(f"equivalent diameter ({unit})")
@@ -499,5 +594,6 @@ def series_png(series) -> bytes:
     return _figure_png(fig)
 
 
-__all__ = ["BatchConfig", "BatchResult", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task", "cached_model",
+__all__ = ["BatchConfig", "BatchOutputs", "BatchResult", "job_config", "job_progress", "particle_diameters", "read_outputs", "run_job",
+           "submit_batch", "zip_outputs", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task", "cached_model",
            "expand_inputs", "predict_one", "prepare_out", "run_batch", "run_task", "series_table", "write_tables"]

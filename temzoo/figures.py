@@ -576,3 +576,31 @@ def size_comparison_figure(sup: dict, unit: str) -> Any:
                       title=f"{what}: model vs human mask (Wasserstein {'-' if d is None else f'{d:.3g} {unit}'})",
                       xaxis_title=f"equivalent diameter ({unit})", yaxis_title="count")
     return fig
+
+
+def size_distribution_figure(diameters: np.ndarray, unit: str, title: str = "Size distribution") -> Any:
+    """Histogram of particle diameters (a batch's aggregated particle table)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Histogram(x=np.asarray(diameters, float), marker_color="#4c72b0"))
+    fig.update_layout(title=f"{title} ({len(diameters)} particles)", xaxis_title=f"equivalent diameter ({unit})",
+                      yaxis_title="particles", height=320, margin=dict(l=40, r=10, t=40, b=40))
+    return fig
+
+
+def series_figure(series) -> Any:
+    """Objects, coverage and mean size against the image's place in a series (a batch's series table)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    unit = str(series["size_unit"].iloc[0]) if len(series) else ""
+    cols = [("objects", "objects"), ("coverage", "coverage"), ("mean_diameter", f"mean diameter ({unit})")]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    for i, (col, label) in enumerate(cols, start=1):
+        y = [float(v) if str(v) != "" else None for v in series[col]]
+        fig.add_trace(go.Scatter(x=list(series["index"]), y=y, mode="lines+markers", name=label,
+                                 text=list(series["name"])), row=i, col=1)
+        fig.update_yaxes(title_text=label, row=i, col=1)
+    fig.update_xaxes(title_text="image in series", row=3, col=1)
+    fig.update_layout(height=520, showlegend=False, margin=dict(l=50, r=10, t=20, b=40))
+    return fig

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.util import APP
 
-PAGES = ["load", "label", "zoo", "segment", "finetune", "compare", "share", "teach"]
+PAGES = ["load", "label", "zoo", "segment", "batch", "finetune", "compare", "share", "teach"]
 
 
 @pytest.mark.parametrize("page", PAGES)

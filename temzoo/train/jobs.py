@@ -55,6 +55,9 @@ PID_FILE = "worker.pid"
 _POLL_S = 0.3
 _STARTING_GRACE_S = 60.0  # a job whose pid is not yet recorded counts as alive this long after submit
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# "train": a TrainConfig trained by ``target``, the result installed in the local zoo. "batch": temzoo.batch.run_job
+# predicts a campaign into an output folder (the result), resumable the same way (it skips finished images).
+JOB_KINDS = ("train", "batch")
 
 
 @dataclass
@@ -77,6 +80,7 @@ class JobStatus:
     attempts: int = 0  # worker launches (1 + resumes)
     target: str = DEFAULT_TARGET
     zoo_dir: str | None = None  # where the result goes (resolved at submit time, so TEMZOO_HOME may change later)
+    kind: str = "train"  # one of JOB_KINDS: what the worker runs and where its result goes
     extra: dict = field(default_factory=dict)
 
     @property
@@ -321,17 +325,23 @@ def _safe_name(name: str) -> str:
 
 
 def submit(config: Any, root: str | Path | None = None, name: str | None = None, *,
-           target: str = DEFAULT_TARGET) -> JobHandle:
+           target: str = DEFAULT_TARGET, kind: str = "train") -> JobHandle:
     """Queue a training job and start its worker process; returns at once.
 
     ``config`` is a :class:`temzoo.train.config.TrainConfig` (or its ``to_dict()``); ``root`` is the folder that holds
     job folders (default ``temzoo.paths.jobs_dir()``); ``name`` names the result in the local zoo (default
     ``<strategy>-<job id>``). ``target`` ("module:function" with train()'s signature) exists for fault-injection tests.
+    ``kind="batch"``: ``config`` is temzoo.batch.job_config()'s dict and ``target`` its runner (use
+    temzoo.batch.submit_batch).
     """
     cfg = _config_dict(config)
+    if kind not in JOB_KINDS:
+        raise JobError(f"unknown job kind {kind!r}; one of {', '.join(JOB_KINDS)}")
     images = cfg.get("images")
-    if not images or not Path(images).exists():
+    if kind == "train" and (not images or not Path(images).exists()):
         raise DataError(f"training images {images!r} not found; pick a labelled set folder that exists")
+    if kind == "batch" and not cfg.get("inputs"):
+        raise DataError("a batch job needs input files or folders")
     if ":" not in target:
         raise JobError(f"target {target!r} must look like 'module:function'")
     root_dir = Path(root) if root is not None else paths.jobs_dir()
@@ -343,9 +353,9 @@ def submit(config: Any, root: str | Path | None = None, name: str | None = None,
         raise JobError(f"cannot create the job folder {d}: {err.strerror or err}") from None
     _write_json_atomic(d / CONFIG_FILE, cfg)
     st = JobStatus(
-        id=job_id, dir=str(d), name=_safe_name(name or f"{cfg.get('strategy', 'model')}-{job_id}"),
+        id=job_id, dir=str(d), name=_safe_name(name or f"{cfg.get('strategy', 'model') if kind == 'train' else kind}-{job_id}"),
         submitted=time.time(), batch_size=cfg.get("batch_size"), attempts=1, target=target,
-        zoo_dir=str(paths.local_zoo_dir()),
+        zoo_dir=str(paths.local_zoo_dir()), kind=kind,
     )
     _write_status(st)
     _enqueue(d, job_id)
@@ -571,6 +581,17 @@ def _remove_stale_temporaries(d: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+def _run_kind(d: Path, st: JobStatus, cancelled, log) -> Path | None:
+    """Run the job's kind; returns where its result now lies, or None when it was cancelled."""
+    if st.kind == "batch":  # target: temzoo.batch:run_job (named, not imported: batch submits through this module)
+        out = _load_target(st.target)(_read_json(d / CONFIG_FILE) or {}, d, should_stop=cancelled, log=log)
+        return None if cancelled() else Path(out)
+    result = _train_with_oom_retry(d, st, cancelled, log)
+    if cancelled():
+        return None
+    return _install_result(result, _read_status(d))
+
+
 def run_worker(d: str | Path) -> int:
     """The job process: wait for the queue, train, install the result, record the outcome in status.json."""
     d = Path(d)
@@ -598,12 +619,11 @@ def run_worker(d: str | Path) -> int:
         device = _device_line(str((_read_json(d / CONFIG_FILE) or {}).get("device", "auto")))
         st = _update_status(d, device=device)
         log(f"running on {device}")
-        result = _train_with_oom_retry(d, st, cancelled, log)
-        if cancelled():
+        dest = _run_kind(d, st, cancelled, log)
+        if dest is None:
             _update_status(d, state="cancelled", finished=time.time())
             log("cancelled")
             return 0
-        dest = _install_result(result, _read_status(d))
         _update_status(d, state="done", finished=time.time(), result=str(dest))
         log(f"done: {dest}")
         return 0
