@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from temzoo.commands._args import add_pixel_size_argument
-from temzoo.train.config import STRATEGIES, VALIDATIONS
+from temzoo.train.config import SIZES, STRATEGIES, VALIDATIONS
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -21,6 +21,10 @@ def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGrou
     add_pixel_size_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--size", choices=("auto", *SIZES), default="auto",
+                   help="network when training from scratch: small (0.88 M parameters, the CPU default) or large "
+                        "(full-depth ResNet-18 U-Net, 14.3 M, the CUDA default); auto: by --device. A base brings "
+                        "its own network")
     adv = p.add_argument_group("advanced")
     adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 128)")
     adv.add_argument("--batch-size", type=int, help="tiles per step (default 8)")
@@ -38,7 +42,7 @@ def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGrou
 def training_kwargs(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict:
     """TrainConfig keywords from the shared options (advanced ones only when given, so defaults stay in one place)."""
     kw = {"epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
-          "device": args.device}
+          "device": args.device, "size": None if args.size == "auto" else args.size}
     for name in ("tile_size", "batch_size", "lr", "downsample", "clock", *extra):
         v = getattr(args, name, None)
         if v is not None:
@@ -51,8 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", required=True,
                    help="folder of masks matched by file stem (0/255 or class index), a COCO .json, or a YOLO-seg folder")
     p.add_argument("--base", required=True,
-                   help="zoo id, checkpoint folder or Hub id to start from, 'scratch', or 'auto' (the base the "
-                        "transfer benchmark says wins for this kind of image; prints which and why)")
+                   help="zoo id, checkpoint folder or Hub id to start from, 'scratch', 'auto' (the base the "
+                        "transfer benchmark says wins for this kind of image; prints which and why), or "
+                        "'timm:NAME' (an ImageNet-pretrained timm encoder, e.g. timm:resnet18, downloaded from the "
+                        "Hugging Face Hub, with a fresh decoder)")
     p.add_argument("--strategy", required=True, choices=STRATEGIES, help="transfer-learning strategy")
     p.add_argument("--out", required=True, help="output checkpoint folder")
     adv = add_training_arguments(p)

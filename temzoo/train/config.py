@@ -16,6 +16,9 @@ TASKS = ("segmentation", "denoising")
 LOSSES = ("bce+dice", "focal", "bce", "dice", "mse", "l1")
 # The recommended strategy when a pretrained base exists (see docs/FINETUNING.md for the measurements behind it).
 RECOMMENDED_STRATEGY = "full"
+# The network sizes a run from scratch can ask for (temzoo.zoo.meta.SIZES holds their definitions; listed here so a
+# CLI or form can offer them without importing torch; tests/test_zoo_sizes.py checks the two agree).
+SIZES = ("small", "large")
 DEFAULT_EPOCHS = 30  # used when neither epochs nor minutes is given
 
 
@@ -34,6 +37,9 @@ class TrainConfig:
     base: str = "scratch"  # zoo id / folder / Hub id (temzoo.zoo.load_model); "scratch" = random init
     strategy: str = "full"
     task: str = "segmentation"  # or "denoising" (pretrain-denoise)
+    # Network size for a run from scratch (temzoo.zoo.meta.SIZES: small, large); None = by device (large on CUDA,
+    # small on a CPU). A base brings its own network: asking for another size with one is an error.
+    size: str | None = None
     epochs: int | None = None
     minutes: float | None = None  # time budget; either or both (the first reached stops)
     pixel_size_nm: float | None = None  # pixel size of the images (overrides the files' calibration)
@@ -119,6 +125,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None:
                 check_pixel_size(v, name.replace("_", " "))
+        if self.size is not None and self.size not in SIZES:
+            raise TemzooError(f"unknown network size {self.size!r}; choose one of {', '.join(SIZES)}")
         if self.validation not in VALIDATIONS:
             raise TemzooError(f"unknown validation {self.validation!r}; choose one of {', '.join(VALIDATIONS)}")
         if self.class_kind is not None and self.class_kind not in ("objects", "network"):

@@ -118,9 +118,7 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     notes: list[str] = []
     ck = _load_base(config.base)
     base_meta = ck.meta if ck is not None else None
-    from temzoo.zoo.checkpoint import ModelSpec
-
-    spec = ck.spec if ck is not None else ModelSpec()
+    spec = _network(config, ck)
     seg = config.task == "segmentation"
     raw = D.read_set(config.images, config.masks, config.annotations, pixel_size_nm=config.pixel_size_nm,
                      labelled=seg)
@@ -157,8 +155,12 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
             head_note = f"segmentation head reinitialised ({why})"
         state = ck.model.state_dict()
         own = model.state_dict()
+        # A base may be pretrained only in part (a natural-image encoder with a fresh decoder: temzoo.zoo.timm_base);
+        # the rest starts from this run's own seeded initialisation and counts as new for the strategy.
+        parts = tuple((getattr(base_meta, "provenance", None) or {}).get("pretrained_parts") or ())
         load = {k: v for k, v in state.items()
-                if not (reinit_head and k.startswith("segmentation_head.")) and k in own and own[k].shape == v.shape}
+                if not (reinit_head and k.startswith("segmentation_head.")) and k in own and own[k].shape == v.shape
+                and (not parts or k.split(".")[0] in parts)}
         model.load_state_dict(load, strict=False)
         param_names = {n for n, _ in model.named_parameters()}
         pretrained = {k for k in load if k in param_names}
@@ -177,6 +179,18 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
                  target_pixel_size_nm=target, norm=norm, tile=tile, class_names=class_names, base_meta=base_meta,
                  base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes,
                  downsample=downsample)
+
+
+def _network(config: TrainConfig, ck) -> Any:
+    """The network spec: the base's own, else the size asked for (or the device's default: temzoo.zoo.meta)."""
+    from temzoo.zoo.meta import ModelSpec, size_for_device
+
+    if ck is None:
+        return ModelSpec.preset(size_for_device(config.size, config.device))
+    if config.size is not None and ck.spec.size != config.size:
+        raise TemzooError(f"size {config.size} does not apply: base {config.base} brings its own network "
+                          f"({ck.spec.size or ck.spec.encoder_name}); leave the size unset or start from scratch")
+    return ck.spec
 
 
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
@@ -762,6 +776,7 @@ def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.
 
 def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, device, seconds: float,
                 stop_reason: str) -> dict[str, Any]:
+    from temzoo.device import describe_device
     from temzoo.zoo.checkpoint import versions
 
     base_prov = dict(getattr(setup.base_meta, "provenance", {}) or {})
@@ -787,6 +802,8 @@ def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, d
         "seconds": round(seconds, 1),
         "stopped": stop_reason,
         "device": device.type,
+        "device_name": describe_device(device),  # where it trained (the card says so), e.g. "cuda (NVIDIA H200, ...)"
+        "size": setup.spec.size,  # temzoo.zoo.meta.SIZES name of the network (None: another network)
         "trainable_parameters": counts["trainable"],
         "total_parameters": counts["total"],
         "head_reinitialised": setup.head_reinitialised,

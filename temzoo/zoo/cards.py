@@ -155,7 +155,8 @@ def _card_description(meta: TemzooMeta, spec: ModelSpec, prov: dict, name: str, 
         )),
         "",
         f"- Output: {classes}" + _kind_line(meta.class_kinds if task == "segmentation" else None),
-        f"- Network: smp {spec.arch}, encoder `{spec.encoder_name}` (depth {spec.encoder_depth}), decoder "
+        f"- Network: smp {spec.arch}{f', size {spec.size}' if spec.size else ''}, encoder `{spec.encoder_name}` "
+        f"(depth {spec.encoder_depth}), decoder "
         f"{list(spec.decoder_channels)}, {spec.in_channels} input channel(s)"
         + (f", {params:,} parameters" if params else ""),
         f"- Tile size: {meta.tile_size} px; receptive field: "
@@ -200,6 +201,7 @@ def _card_evaluation(meta: TemzooMeta, prov: dict, metrics: dict[str, float], ev
     if lineage or prov.get("versions"):
         lines += ["", "## Lineage", ""]
         lines += [f"- {k.replace('_', ' ')}: `{v}`" for k, v in lineage]
+        lines += _training_lines(prov)
         if prov.get("versions"):
             lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(prov["versions"].items())))
     lines += [
@@ -220,6 +222,22 @@ def _card_evaluation(meta: TemzooMeta, prov: dict, metrics: dict[str, float], ev
     if cited:
         cites = [*cites, CITATIONS[cited]]
     lines += [f"- {c}" for c in cites]
+    return lines
+
+
+def _training_lines(prov: dict) -> list[str]:
+    """Where and how long it trained, and what it descends from (each step of ``provenance.lineage``)."""
+    lines = []
+    if prov.get("device"):
+        how = [f"{prov['seconds']:g} s" if isinstance(prov.get("seconds"), (int, float)) else None,
+               f"{prov['epochs_run']} epochs" if prov.get("epochs_run") else None,
+               f"stopped: {prov['stopped']}" if prov.get("stopped") else None]
+        lines.append(f"- Trained on: {prov.get('device_name') or prov['device']}"
+                     + (f" ({', '.join(h for h in how if h)})" if any(how) else ""))
+    for step in prov.get("lineage") or []:
+        if isinstance(step, dict) and step.get("model"):
+            extra = [f"{k} {step[k]}" for k in ("task", "revision", "license", "strategy") if step.get(k)]
+            lines.append(f"- descends from: `{step['model']}`" + (f" ({', '.join(extra)})" if extra else ""))
     return lines
 
 
