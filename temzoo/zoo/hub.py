@@ -185,8 +185,10 @@ def _with_progress(fetch: Callable, progress: Progress):
     return result["value"]
 
 
-def download(repo_id: str, revision: str | None = None, progress: Progress | None = None) -> Path:
-    """Download (or find in the cache) a checkpoint from the Hub; safetensors/json/md only. Returns its folder."""
+def fetch_snapshot(repo_id: str, revision: str | None = None, progress: Progress | None = None,
+                   allow_patterns: list[str] = ALLOW_PATTERNS) -> Path:
+    """The files of ``repo_id`` matching ``allow_patterns`` (never pickles) in the HF cache: downloaded, unless a
+    complete earlier download is cached (then no network at all). The caller checks which files it needs."""
     from huggingface_hub import snapshot_download
 
     validate_repo_id(repo_id)
@@ -196,15 +198,21 @@ def download(repo_id: str, revision: str | None = None, progress: Progress | Non
         return cached
     if not network.online():
         raise ModelError(f"{repo_id} is not in the local cache and the Hub is unreachable; connect and retry")
+
     def fetch(tqdm_class=None) -> str:
-        return snapshot_download(repo_id, revision=revision, allow_patterns=ALLOW_PATTERNS, etag_timeout=5,
-                                 tqdm_class=tqdm_class)
+        # No progress callback: no bars either (a command's stderr stays its own progress bar and one-line errors).
+        return snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, etag_timeout=5,
+                                 tqdm_class=tqdm_class or _progress_tqdm(lambda f, text: None))
 
     try:
-        path = _with_progress(fetch, progress) if progress else fetch()
+        return Path(_with_progress(fetch, progress) if progress else fetch())
     except _client_errors() as err:
         raise _hub_error(err, f"cannot download {repo_id}") from None
-    p = Path(path)
+
+
+def download(repo_id: str, revision: str | None = None, progress: Progress | None = None) -> Path:
+    """Download (or find in the cache) a checkpoint from the Hub; safetensors/json/md only. Returns its folder."""
+    p = fetch_snapshot(repo_id, revision, progress)
     if not (p / WEIGHTS_FILE).is_file() or not (p / CONFIG_FILE).is_file():
         raise ModelError(f"{repo_id} on the Hub has no {WEIGHTS_FILE} + {CONFIG_FILE}; it is not an smp checkpoint")
     if progress:

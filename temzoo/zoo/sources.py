@@ -218,6 +218,9 @@ def resolve(ref: str, progress: Progress | None = None, registry: str | Path | N
     p = Path(ref).expanduser()
     if p.is_dir():
         return p, ref
+    if ref.startswith("timm:"):
+        raise ModelError(f"{ref} is an ImageNet encoder without a trained decoder: use it as finetune --base, "
+                         "not as a model to run")
     entry = next((e for e in load_registry(registry) if e.id == ref), None)
     if entry is not None:
         for source in ("bundled", "local"):
@@ -242,7 +245,12 @@ def resolve(ref: str, progress: Progress | None = None, registry: str | Path | N
 
 
 def load_model(ref: str, progress: Progress | None = None, registry: str | Path | None = None) -> Checkpoint:
-    """Load a checkpoint from a zoo id, a local folder or a Hub repo id (safetensors only, eval mode, CPU)."""
+    """Load a checkpoint from a zoo id, a local folder or a Hub repo id (safetensors only, eval mode, CPU); a
+    ``timm:NAME`` base loads as an ImageNet encoder with a fresh decoder (:mod:`temzoo.zoo.timm_base`)."""
+    from temzoo.zoo import timm_base
+
+    if timm_base.is_timm_ref(ref) and not Path(ref).expanduser().is_dir():
+        return timm_base.load(ref, progress=progress)
     folder, mid = resolve(ref, progress=progress, registry=registry)
     return load_checkpoint(folder, model_id=mid)
 
