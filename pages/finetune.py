@@ -31,7 +31,7 @@ with left:
     folder, set_px = uj.set_picker("ft")
     base = uj.base_picker("ft", set_px, folder)
     strategy = uj.strategy_picker("ft")
-    opts = uj.budget_inputs("ft")
+    opts = uj.budget_inputs("ft", base)
     opts["pixel_size_nm"] = opts["pixel_size_nm"] or set_px
     name = st.text_input("Name of the result in your zoo", key="ft_name", placeholder="e.g. uo2-boundaries-v1")
     if st.button("Start fine-tuning", type="primary", disabled=folder is None, key="ft_start"):

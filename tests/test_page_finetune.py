@@ -67,3 +67,30 @@ def test_start_job_watch_curve_and_use_result(session):
     assert at.session_state[state.MODEL_ID] == st.result
     assert Path(st.result).name == "my-disks"
     assert load_model(st.result).meta is not None
+
+
+def test_network_size_is_offered_for_scratch_and_travels_with_the_job(session):
+    """Advanced options: the size picker (docs/ZOO_SIZES.md) is live only for scratch; the ImageNet (timm) base
+    option needs the Hub, so it is absent offline (HF_HUB_OFFLINE=1 in the tests)."""
+    make_disk_set(session / "labels", n=4, size=64, pixel_size_nm=0.5)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[state.SESSION_DIR] = str(session)
+    at.run()
+    assert not at.exception, at.exception
+    base = at.selectbox(key="ft_base")
+    assert "scratch (random weights)" in base.options and not any("timm" in o for o in base.options)
+    base.set_value("tem-denoise").run()
+    assert at.selectbox(key="ft_size").disabled  # a zoo base brings its own network
+    at.selectbox(key="ft_base").set_value("scratch").run()
+    size = at.selectbox(key="ft_size")
+    assert not size.disabled and size.options == ["auto (large on a GPU, small on a CPU)",
+                                                  "small (0.88 M parameters)",
+                                                  "large (full-depth ResNet-18 U-Net, 14.3 M)"]
+    at.selectbox(key="ft_strategy").set_value("scratch")
+    at.selectbox(key="ft_size").set_value("large")
+    at.selectbox(key="ft_device").set_value("cpu")
+    at.button(key="ft_start").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    [job] = jobs.list_jobs(session / "jobs")
+    assert jobs.read_config(job.dir)["size"] == "large"
+    jobs.cancel(job.dir, wait_s=30)

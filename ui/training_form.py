@@ -9,10 +9,13 @@ import streamlit as st
 
 from temzoo.errors import TemzooError
 from temzoo.train import labelset
-from temzoo.train.config import RECOMMENDED_STRATEGY, STRATEGIES
+from temzoo.train.config import RECOMMENDED_STRATEGY, SIZES, STRATEGIES
 from ui import session
 
 OTHER = "Another folder…"
+TIMM = "ImageNet encoder (timm)…"
+SIZE_HELP = {"auto": "auto (large on a GPU, small on a CPU)", "small": "small (0.88 M parameters)",
+             "large": "large (full-depth ResNet-18 U-Net, 14.3 M)"}
 
 
 def set_picker(key: str) -> tuple[Path | None, float | None]:
@@ -59,8 +62,11 @@ def base_picker(key: str, pixel_size_nm: float | None = None, folder: Path | Non
     except TemzooError as err:
         st.warning(f"The zoo could not be listed ({err}); give a checkpoint folder instead.")
         zoo, rec = [], None
+    from temzoo.zoo.network import online
+
     labels = {ref: label for ref, label in zoo}
-    options = [ref for ref, _ in zoo] + ["scratch", OTHER]
+    # Natural-image encoders come from the Hub (temzoo.zoo.timm_base): offered only when it can be reached.
+    options = [ref for ref, _ in zoo] + ["scratch"] + ([TIMM] if online() else []) + [OTHER]
     want = rec.base if rec else "scratch"
     index = options.index(want) if want in options else 0
     pick = st.selectbox("Start from", options, index=index, key=f"{key}_base",
@@ -71,6 +77,12 @@ def base_picker(key: str, pixel_size_nm: float | None = None, folder: Path | Non
         st.caption(f"Recommended: **{rec.base}**, because {rec.reason}.")
     if pick == OTHER:
         return st.text_input("Checkpoint folder", key=f"{key}_base_path").strip() or "scratch"
+    if pick == TIMM:
+        name = st.text_input("timm model", "timm:resnet18", key=f"{key}_base_timm",
+                             help="An ImageNet-pretrained timm encoder (Ochoa et al.) downloaded from the Hugging Face "
+                                  "Hub, e.g. timm:resnet18 or timm:resnet34; its first convolution is summed to one "
+                                  "channel and the U-Net decoder starts fresh.").strip()
+        return name if name.startswith("timm:") or not name else f"timm:{name}"
     return pick
 
 
@@ -81,8 +93,9 @@ def strategy_picker(key: str, multi: bool = False):
     return st.selectbox("Strategy", STRATEGIES, index=STRATEGIES.index(RECOMMENDED_STRATEGY), key=f"{key}_strategy")
 
 
-def budget_inputs(key: str) -> dict:
-    """Budget and the few settings worth exposing; returns TrainConfig keyword arguments."""
+def budget_inputs(key: str, base: str | None = None) -> dict:
+    """Budget and the few settings worth exposing; returns TrainConfig keyword arguments. The network size applies
+    only when ``base`` is scratch (None: not known here); a base brings its own network."""
     c1, c2 = st.columns(2)
     kind = c1.radio("Budget", ["minutes", "epochs"], horizontal=True, key=f"{key}_budget_kind")
     if kind == "minutes":
@@ -99,6 +112,11 @@ def budget_inputs(key: str) -> dict:
         budget["device"] = b2.selectbox("Device", ["auto", "cuda", "cpu"], key=f"{key}_device")
         px = b3.number_input("Pixel size (nm, 0 = from files)", 0.0, 1000.0, 0.0, format="%.4f", key=f"{key}_px")
         budget["pixel_size_nm"] = px or None
+        sizes = ["auto", *SIZES]
+        size = st.selectbox("Network size", sizes, key=f"{key}_size", format_func=SIZE_HELP.get,
+                            disabled=base not in (None, "scratch"),
+                            help="For training from scratch (docs/ZOO_SIZES.md); a base brings its own network.")
+        budget["size"] = None if size == "auto" or base not in (None, "scratch") else size
     return budget
 
 
