@@ -110,8 +110,8 @@ def draw(pool: list, n: int, seed: int) -> list:
 # ------------------------------------------------------------------------------------------------ bases
 def base_folder(base: str, target: str, generalist_dir: Path) -> str | None:
     """The checkpoint to fine-tune for ``target`` (None: this base saw the target, the cell is skipped)."""
-    if base == "scratch":
-        return "scratch"
+    if base == "scratch" or base.startswith("timm:"):
+        return base  # scratch, or an ImageNet encoder (never saw a micrograph; checked by usable_bases)
     if base == "generalist":
         d = generalist_dir / f"generalist-minus-{SHORT[target]}"
         if not (d / "model.safetensors").exists():
@@ -125,6 +125,25 @@ def base_folder(base: str, target: str, generalist_dir: Path) -> str | None:
     if not d.is_dir():
         raise SystemExit(f"error: unknown base {base!r}: not scratch, generalist or a bundled zoo folder")
     return str(d)
+
+
+def usable_bases(bases: list[str]) -> list[str]:
+    """``bases`` less the ``timm:NAME`` ones that cannot be had (not cached and the Hub offline: this benchmark
+    sets HF_HUB_OFFLINE=1 unless the environment says otherwise), each skipped with its one-line reason."""
+    from temzoo.errors import ModelError
+
+    out = []
+    for b in bases:
+        if b.startswith("timm:"):
+            from temzoo.zoo import timm_base
+
+            try:
+                timm_base.fetch(timm_base.parse(b))  # downloaded once here, then every run loads it from the cache
+            except ModelError as err:
+                print(f"skipped base {b}: {err}", flush=True)
+                continue
+        out.append(b)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- runs
@@ -243,7 +262,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--sizes", default="1,2,4")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--bases", default=None, help="default scratch,generalist,hrtem-nanoparticle,tem-denoise "
-                                                  "(quick: scratch,generalist)")
+                                                  "(quick: scratch,generalist); also timm:NAME (an ImageNet encoder, "
+                                                  "e.g. timm:resnet18: needs HF_HUB_OFFLINE=0 and the Hub, or the "
+                                                  "HF cache; skipped with the reason otherwise)")
     ap.add_argument("--minutes", type=float, default=None, help="CPU-minutes per run (default 2; quick 0.3)")
     ap.add_argument("--validation", default="regions", choices=("regions", "image", "none"))
     ap.add_argument("--compare-validation", default=None,
@@ -275,7 +296,7 @@ def main(argv=None) -> int:
     done = work / "runs.jsonl"  # every finished run; a rerun skips them (same key)
     rows = [json.loads(x) for x in done.read_text().splitlines() if x.strip()] if done.exists() else []
     targets, sizes = a.targets.split(","), [int(x) for x in a.sizes.split(",")]
-    seeds, bases = [int(x) for x in a.seeds.split(",")], a.bases.split(",")
+    seeds, bases = [int(x) for x in a.seeds.split(",")], usable_bases(a.bases.split(","))
     for t in targets:
         if t not in TARGETS:
             raise SystemExit(f"error: unknown target {t!r}; choose from {', '.join(TARGETS)}")

@@ -153,3 +153,13 @@ def test_timm_base_downloads_adapts_and_finetunes(disc_set, tmp_path):
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == ("error: timm:resnet34 needs the Hugging Face Hub: connect, or pick a bundled base "
                                   "(hrtem-nanoparticle, tem-denoise, uo2-grain-boundaries, steel-dislocation-loops)")
+
+
+def test_bench_transfer_skips_a_timm_base_offline_with_the_reason(capsys):
+    from bench import bench_transfer as bt
+
+    assert bt.base_folder("timm:resnet34", "sim", Path("unused")) == "timm:resnet34"  # never saw a micrograph
+    assert bt.usable_bases(["scratch", "timm:resnet34", "generalist"]) == ["scratch", "generalist"]
+    out = capsys.readouterr().out
+    assert out == ("skipped base timm:resnet34: timm:resnet34 needs the Hugging Face Hub: connect, or pick a "
+                   "bundled base (hrtem-nanoparticle, tem-denoise, uo2-grain-boundaries, steel-dislocation-loops)\n")

@@ -9,7 +9,11 @@ import json
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", parser_class=type(p))
     sub.required = True
-    ls = sub.add_parser("list", help="list the zoo: id, source, path, pixel size, classes, params, description")
+    ls = sub.add_parser("list", help="list the zoo: id, source, path, pixel size, classes, params, description",
+                        epilog="Besides the models listed, 'finetune --base' takes timm:NAME (e.g. timm:resnet18): an "
+                               "ImageNet-pretrained timm encoder downloaded from the Hugging Face Hub (safetensors "
+                               "only) with a fresh decoder; see docs/ZOO_SIZES.md. Network sizes for training from "
+                               "scratch: --size small|large.")
     ls.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
     ls.add_argument("--no-hub", action="store_true", help="do not query the Hub even when online")
 
