@@ -163,3 +163,11 @@ def test_bench_transfer_skips_a_timm_base_offline_with_the_reason(capsys):
     out = capsys.readouterr().out
     assert out == ("skipped base timm:resnet34: timm:resnet34 needs the Hugging Face Hub: connect, or pick a "
                    "bundled base (hrtem-nanoparticle, tem-denoise, uo2-grain-boundaries, steel-dislocation-loops)\n")
+
+
+def test_a_timm_base_is_not_a_model_to_run():
+    from temzoo.errors import ModelError
+    from temzoo.zoo.sources import resolve
+
+    with pytest.raises(ModelError, match="ImageNet encoder without a trained decoder: use it as finetune --base"):
+        resolve("timm:resnet18")

@@ -63,7 +63,7 @@ class ModelSpec:
 
     @property
     def size(self) -> str | None:
-        """The :data:`SIZES` name this network is (the head's class count aside), or None for another network."""
+        """The :data:`SIZES` name this network is (class and input-channel counts aside), or None for another one."""
         return next((name for name in SIZES if replace(self.preset(name), classes=self.classes,
                                                         in_channels=self.in_channels) == self), None)
 

@@ -218,7 +218,9 @@ def resolve(ref: str, progress: Progress | None = None, registry: str | Path | N
     p = Path(ref).expanduser()
     if p.is_dir():
         return p, ref
-    if ref.startswith("timm:"):
+    from temzoo.zoo.timm_base import is_timm_ref
+
+    if is_timm_ref(ref):
         raise ModelError(f"{ref} is an ImageNet encoder without a trained decoder: use it as finetune --base, "
                          "not as a model to run")
     entry = next((e for e in load_registry(registry) if e.id == ref), None)
