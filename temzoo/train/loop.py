@@ -149,19 +149,7 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     pretrained: set[str] = set()
     head_note = None
     if ck is not None and _uses_base(config):
-        base_task = getattr(base_meta, "task", "segmentation")
-        reinit_head = spec.classes != out_classes or base_task != config.task
-        if reinit_head:
-            why = (f"the base is a {base_task} model" if base_task != config.task
-                   else f"the base has {spec.classes} output channel(s), this set needs {out_classes}")
-            head_note = f"segmentation head reinitialised ({why})"
-        state = ck.model.state_dict()
-        own = model.state_dict()
-        load = {k: v for k, v in state.items()
-                if not (reinit_head and k.startswith("segmentation_head.")) and k in own and own[k].shape == v.shape}
-        model.load_state_dict(load, strict=False)
-        param_names = {n for n, _ in model.named_parameters()}
-        pretrained = {k for k in load if k in param_names}
+        pretrained, head_note = _init_from_base(config, ck, spec, out_classes, model, train, notes)
         if head_note:
             log(head_note)
             notes.append(head_note)
@@ -177,6 +165,55 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
                  target_pixel_size_nm=target, norm=norm, tile=tile, class_names=class_names, base_meta=base_meta,
                  base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes,
                  downsample=downsample)
+
+
+def _init_from_base(config: TrainConfig, ck, spec, out_classes: int, model, train: list[D.Sample],
+                    notes: list[str]) -> tuple[set[str], str | None]:
+    """Copy the base's weights into ``model``; returns the names of pretrained parameters and the head note.
+
+    A head whose shape or task differs is reinitialised, except that a binary task from a multi-class segmentation
+    base starts from the base's best-matching class (:mod:`temzoo.train.headmatch`, on the training images only).
+    """
+    base_task = getattr(ck.meta, "task", "segmentation")
+    reinit_head = spec.classes != out_classes or base_task != config.task
+    head_note = None
+    state = ck.model.state_dict()
+    if reinit_head:
+        why = (f"the base is a {base_task} model" if base_task != config.task
+               else f"the base has {spec.classes} output channel(s), this set needs {out_classes}")
+        head_note = f"segmentation head reinitialised ({why})"
+    own = model.state_dict()
+    load = {k: v for k, v in state.items()
+            if not (reinit_head and k.startswith("segmentation_head.")) and k in own and own[k].shape == v.shape}
+    if reinit_head and base_task == config.task == "segmentation" and out_classes == 1 and spec.classes > 1:
+        match = _match_base_class(config, ck, spec, train)
+        if match is not None:
+            from temzoo.train.headmatch import binary_head_state
+
+            load.update(binary_head_state(state, match.index))
+            notes.append(match.note())
+            head_note = f"segmentation head from the base's class '{match.name}' (the base has {spec.classes} classes)"
+    model.load_state_dict(load, strict=False)
+    param_names = {n for n, _ in model.named_parameters()}
+    return {k for k in load if k in param_names}, head_note
+
+
+def _match_base_class(config: TrainConfig, ck, spec, train: list[D.Sample]):
+    """Score the base's classes on the labelled training samples (CPU or the run's device; no gradients)."""
+    from temzoo.device import pick_device
+    from temzoo.train.headmatch import match_class
+
+    labelled = [s for s in train if s.mask is not None]
+    if not labelled:
+        return None
+    device = pick_device(config.device)
+    model = ck.model.to(device).eval()
+    try:
+        logits = [predict_logits(model, s.image, spec.stride, device, config.amp, spec.in_channels) for s in labelled]
+    finally:
+        ck.model.to("cpu")
+    names = list(getattr(ck.meta, "class_names", None) or [])
+    return match_class(logits, [s.mask for s in labelled], names)
 
 
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
