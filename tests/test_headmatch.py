@@ -67,8 +67,11 @@ def test_finetune_from_a_multiclass_base_starts_from_the_matching_class(tmp_path
     assert load_model(str(base)).spec.classes == 3
     images2, masks2 = write_disc_set(tmp_path / "target", n=2, size=64, seed=50)
     ft = TrainConfig(images=str(images2), masks=str(masks2), base=str(base), strategy="full", epochs=1,
-                     steps_per_epoch=1, batch_size=2, tile_size=64, pixel_size_nm=0.5, validation="none")
+                     steps_per_epoch=1, batch_size=2, tile_size=64, pixel_size_nm=0.5, validation="regions")
     ck = load_model(str(train(ft, tmp_path / "wf")))
     prov = ck.meta.provenance
     assert "class 'disc'" in prov["head_reinitialised"], prov
-    assert any("initialised from the base's class 'disc'" in n for n in prov.get("notes", [])), prov
+    notes = prov.get("notes", [])
+    assert any("initialised from the base's class 'disc'" in n for n in notes), prov
+    # the base with its matched head is the first candidate (epoch 0), scored on the validation band
+    assert any(n.startswith("base before fine-tuning: val F1") for n in notes), notes
