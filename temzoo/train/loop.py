@@ -57,6 +57,7 @@ class Setup:
     base_meta: Any = None
     base_id: str = "scratch"
     head_reinitialised: str | None = None
+    head_matched: bool = False  # the binary head came from the base's best-matching class (temzoo.train.headmatch)
     notes: list[str] = field(default_factory=list)
     downsample: float = 1.0  # shrink factor used when there is no target pixel size (recorded as input_downsample)
 
@@ -145,25 +146,9 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     torch.manual_seed(config.seed)
     model = new_spec.build()
     pretrained: set[str] = set()
-    head_note = None
+    head_note, head_matched = None, False
     if ck is not None and _uses_base(config):
-        base_task = getattr(base_meta, "task", "segmentation")
-        reinit_head = spec.classes != out_classes or base_task != config.task
-        if reinit_head:
-            why = (f"the base is a {base_task} model" if base_task != config.task
-                   else f"the base has {spec.classes} output channel(s), this set needs {out_classes}")
-            head_note = f"segmentation head reinitialised ({why})"
-        state = ck.model.state_dict()
-        own = model.state_dict()
-        # A base may be pretrained only in part (a natural-image encoder with a fresh decoder: temzoo.zoo.timm_base);
-        # the rest starts from this run's own seeded initialisation and counts as new for the strategy.
-        parts = tuple((getattr(base_meta, "provenance", None) or {}).get("pretrained_parts") or ())
-        load = {k: v for k, v in state.items()
-                if not (reinit_head and k.startswith("segmentation_head.")) and k in own and own[k].shape == v.shape
-                and (not parts or k.split(".")[0] in parts)}
-        model.load_state_dict(load, strict=False)
-        param_names = {n for n, _ in model.named_parameters()}
-        pretrained = {k for k in load if k in param_names}
+        pretrained, head_note, head_matched = _init_from_base(config, ck, spec, out_classes, model, train, notes)
         if head_note:
             log(head_note)
             notes.append(head_note)
@@ -177,7 +162,8 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     tile = D.effective_tile(train, config.tile_size, new_spec.stride)
     return Setup(model=model, spec=new_spec, strategy=strat, train=train, val=val, split=split, raw=raw,
                  target_pixel_size_nm=target, norm=norm, tile=tile, class_names=class_names, base_meta=base_meta,
-                 base_id=str(config.base or "scratch"), head_reinitialised=head_note, notes=notes,
+                 base_id=str(config.base or "scratch"), head_reinitialised=head_note, head_matched=head_matched,
+                 notes=notes,
                  downsample=downsample)
 
 
@@ -193,11 +179,67 @@ def _network(config: TrainConfig, ck) -> Any:
     return ck.spec
 
 
+def _init_from_base(config: TrainConfig, ck, spec, out_classes: int, model, train: list[D.Sample],
+                    notes: list[str]) -> tuple[set[str], str | None, bool]:
+    """Copy the base's weights into ``model``; returns the names of pretrained parameters, the head note and
+    whether the head came from one of the base's classes.
+
+    A head whose shape or task differs is reinitialised, except that a binary task from a multi-class segmentation
+    base starts from the base's best-matching class (:mod:`temzoo.train.headmatch`, on the training images only).
+    """
+    base_task = getattr(ck.meta, "task", "segmentation")
+    reinit_head = spec.classes != out_classes or base_task != config.task
+    head_note, matched = None, False
+    state = ck.model.state_dict()
+    if reinit_head:
+        why = (f"the base is a {base_task} model" if base_task != config.task
+               else f"the base has {spec.classes} output channel(s), this set needs {out_classes}")
+        head_note = f"segmentation head reinitialised ({why})"
+    own = model.state_dict()
+    # A base may be pretrained only in part (a natural-image encoder with a fresh decoder: temzoo.zoo.timm_base);
+    # the rest starts from this run's own seeded initialisation and counts as new for the strategy.
+    parts = tuple((getattr(ck.meta, "provenance", None) or {}).get("pretrained_parts") or ())
+    load = {k: v for k, v in state.items()
+            if not (reinit_head and k.startswith("segmentation_head.")) and k in own and own[k].shape == v.shape
+            and (not parts or k.split(".")[0] in parts)}
+    if reinit_head and base_task == config.task == "segmentation" and out_classes == 1 and spec.classes > 1:
+        match = _match_base_class(config, ck, spec, train)
+        if match is not None:
+            from temzoo.train.headmatch import binary_head_state
+
+            load.update(binary_head_state(state, match.index))
+            notes.append(match.note())
+            head_note = f"segmentation head from the base's class '{match.name}' (the base has {spec.classes} classes)"
+            matched = True
+    model.load_state_dict(load, strict=False)
+    param_names = {n for n, _ in model.named_parameters()}
+    return {k for k in load if k in param_names}, head_note, matched
+
+
+def _match_base_class(config: TrainConfig, ck, spec, train: list[D.Sample]):
+    """Score the base's classes on the labelled training samples (CPU or the run's device; no gradients)."""
+    from temzoo.device import pick_device
+    from temzoo.train.headmatch import match_class
+
+    labelled = [s for s in train if s.mask is not None]
+    if not labelled:
+        return None
+    device = pick_device(config.device)
+    model = ck.model.to(device).eval()
+    try:
+        logits = [predict_logits(model, s.image, spec.stride, device, config.amp, spec.in_channels) for s in labelled]
+    finally:
+        ck.model.to("cpu")
+    names = list(getattr(ck.meta, "class_names", None) or [])
+    return match_class(logits, [s.mask for s in labelled], names)
+
+
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
-    """A segmentation base kept whole (same classes, head not reinitialised) can be scored before training."""
+    """A segmentation base kept whole (same classes, head not reinitialised, or a head taken from one of its
+    classes) can be scored before training."""
     base_task = getattr(setup.base_meta, "task", None)
     return (config.task == "segmentation" and base_task == "segmentation" and _uses_base(config)
-            and not setup.head_reinitialised and bool(setup.val))
+            and (not setup.head_reinitialised or setup.head_matched) and bool(setup.val))
 
 
 # ------------------------------------------------------------------------------------------- loss/metrics
