@@ -9,23 +9,24 @@ from __future__ import annotations
 import argparse
 
 from temzoo.commands._args import add_pixel_size_argument
-from temzoo.train.config import STRATEGIES, VALIDATIONS
+from temzoo.train.config import DOWNSAMPLE_RANGE, LR_MAX, STRATEGIES, VALIDATIONS
+from temzoo.validate import arg_number, arg_seed
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Budget, pixel size, seed, device and the advanced options every training command shares (finetune,
     pretrain-denoise); returns the "advanced" group for a command's own additions."""
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, help="number of epochs (default 30 when no budget is given)")
-    budget.add_argument("--minutes", type=float, help="time budget in minutes (wall clock unless --clock cpu)")
+    budget.add_argument("--epochs", type=arg_number(1, 100_000, integer=True), help="number of epochs (default 30 when no budget is given)")
+    budget.add_argument("--minutes", type=arg_number(0, 525_600, lo_open=True), help="time budget in minutes (wall clock unless --clock cpu)")
     add_pixel_size_argument(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arg_seed, default=0, help="random seed, 0 .. 2**32-1 (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     adv = p.add_argument_group("advanced")
-    adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 128)")
-    adv.add_argument("--batch-size", type=int, help="tiles per step (default 8)")
-    adv.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
-    adv.add_argument("--downsample", type=float,
+    adv.add_argument("--tile-size", type=arg_number(16, 8192, integer=True), help="training tile edge in pixels (default 128)")
+    adv.add_argument("--batch-size", type=arg_number(1, 4096, integer=True), help="tiles per step (default 8)")
+    adv.add_argument("--lr", type=arg_number(0, LR_MAX, lo_open=True), help="peak learning rate (default 3e-3)")
+    adv.add_argument("--downsample", type=arg_number(DOWNSAMPLE_RANGE[0], DOWNSAMPLE_RANGE[1]),
                      help="shrink images by this factor when the base does not fix the pixel size (default 1)")
     adv.add_argument("--clock", choices=("wall", "cpu"),
                      help="what --minutes measures: wall time (default) or this process's CPU time")
@@ -60,12 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--class-kind", choices=("objects", "network"),
                      help="what the class is: separate objects (particles, loops) or a network (grain boundaries, "
                           "lines); sets the metrics. Default: read off the masks")
-    adv.add_argument("--val-fraction", type=float,
+    adv.add_argument("--val-fraction", type=arg_number(0, 0.95),
                      help="share of images (or, with --validation regions, of each image) that validates (default 0.25)")
     adv.add_argument("--validation", choices=VALIDATIONS,
                      help="model selection: whole images (image, default), a band of every image (regions: every "
                           "label trains) or none (fixed schedule)")
-    adv.add_argument("--noise", type=float, dest="noise_probability",
+    adv.add_argument("--noise", type=arg_number(0, 1), dest="noise_probability",
                      help="fraction of tiles given Poisson noise at a random dose (default 0)")
 
 

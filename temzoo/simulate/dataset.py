@@ -49,8 +49,31 @@ class SimulationConfig:
     use_cache: bool = True
 
     def validate(self) -> None:
-        if self.n < 1:
-            raise DataError(f"--n must be at least 1, got {self.n}")
+        from temzoo.validate import number, seed, span
+
+        number(self.n, "--n", 1, 1_000_000, integer=True)
+        self.seed = seed(self.seed, "--seed")
+        number(self.pixel_size_nm, "--pixel-size-nm", 0, 0.5, lo_open=True)
+        number(self.size_px, "--size", 32, 4096, integer=True)
+        number(self.energy_kv, "--voltage-kv", 1, 10_000)
+        number(self.cs_mm, "--cs-mm", -100, 100)
+        number(self.focal_spread_nm, "--focal-spread-nm", 0, 1000)
+        number(self.blur_px, "--blur-px", 0, 100)
+        number(self.label_threshold_rad, "--label-threshold", 0, 2 * math.pi, lo_open=True)
+        number(self.variants_per_field, "--variants", 1, 1000, integer=True)
+        if self.aperture_mrad is not None:
+            number(self.aperture_mrad, "aperture (mrad)", 0, 1000, lo_open=True)
+        for v in self.dose_values or self.dose_range:
+            number(v, "--dose", 0, 1e9, lo_open=True)
+        if self.dose_values is None:
+            span(self.dose_range, "--dose", 0, 1e9, lo_open=True)
+        for v in self.defocus_values or self.defocus_range:
+            number(v, "--defocus", -10_000, 10_000)
+        if self.defocus_values is None:
+            span(self.defocus_range, "--defocus", -10_000, 10_000)
+        self.n_particles = span(self.n_particles, "--particles", 1, 1000, integer=True)
+        self.diameter_nm = span(self.diameter_nm, "--diameter-nm", 0, 1000, lo_open=True)
+        self.carbon_nm = span(self.carbon_nm, "--carbon-nm", 0, 1000)
         for m in self.materials:
             if m not in MATERIALS:
                 raise DataError(f"unknown material {m!r}; choose from {', '.join(MATERIALS)}")

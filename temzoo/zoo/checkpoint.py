@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,22 @@ def _replace_dir(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _require_regular_files(folder: Path) -> None:
+    """Refuse a checkpoint whose files are FIFOs, devices or folders: opening a FIFO would block forever."""
+    from temzoo.errors import ReadError
+    from temzoo.io.untrusted import require_regular, shown
+
+    for name in (CONFIG_FILE, WEIGHTS_FILE, META_FILE):
+        if not os.path.lexists(folder / name):
+            continue
+        try:
+            st = require_regular(folder / name, "checkpoint file")
+        except ReadError as err:
+            raise ModelError(str(err)) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelError(f"{shown(folder / name)} is a folder, not a checkpoint file")
+
+
 def load_checkpoint(folder: str | Path, model_id: str = "") -> Checkpoint:
     """Load a checkpoint folder: safetensors only, no remote code, model in eval mode on the CPU."""
     folder = Path(folder)
@@ -138,6 +155,7 @@ def load_checkpoint(folder: str | Path, model_id: str = "") -> Checkpoint:
     refuse_pickles(folder)
     if not (folder / WEIGHTS_FILE).exists() or not (folder / CONFIG_FILE).exists():
         raise ModelError(f"{folder} is not a checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+    _require_regular_files(folder)
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
     except json.JSONDecodeError as err:
