@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from temzoo.commands._args import add_pixel_size_argument
+from temzoo.commands._args import add_overwrite_argument, add_pixel_size_argument
 from temzoo.train.config import DOWNSAMPLE_RANGE, LR_MAX, STRATEGIES, VALIDATIONS
 from temzoo.validate import arg_number, arg_seed
 
@@ -32,6 +32,7 @@ def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGrou
                      help="what --minutes measures: wall time (default) or this process's CPU time")
     adv.add_argument("--workdir", help="keep the working folder (resume state, best/, log) here")
     adv.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
+    add_overwrite_argument(p)
     adv.add_argument("--quiet", action="store_true", help="no progress bar")
     return adv
 
@@ -117,22 +118,31 @@ def run(args: argparse.Namespace) -> int:
     return run_training(args, config_from_args(args), "fine-tuning")
 
 
-def run_training(args: argparse.Namespace, config, what: str) -> int:
-    """Shared by finetune and pretrain-denoise: train in a work folder, write --out, print a summary line."""
-    import json
-    import shutil
-    import sys
-    import tempfile
+def training_inputs(args: argparse.Namespace, config) -> list:
+    """What a training command reads (never written into): images, masks/annotations and a base folder."""
     from pathlib import Path
 
+    base = getattr(config, "base", None)
+    extra = [base] if base and Path(base).is_dir() else []
+    return [config.images, getattr(config, "masks", None), getattr(config, "annotations", None), *extra]
+
+
+def run_training(args: argparse.Namespace, config, what: str) -> int:
+    """Shared by finetune and pretrain-denoise: train in a work folder, publish --out (temzoo.io.outputs' rules),
+    print a summary line."""
+    import json
+    import sys
+
     from temzoo.errors import TemzooError
+    from temzoo.io.outputs import check_output, check_workdir, publish, work_folder
     from temzoo.train.loop import train
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise TemzooError(f"--out {out} is a file; give a folder")
     if args.resume and not args.workdir:
         raise TemzooError("--resume needs --workdir (the folder of the interrupted run)")
+    inputs = training_inputs(args, config)
+    plan = check_output(args.out, "model", overwrite=args.overwrite, inputs=inputs)
+    workdir = args.workdir and check_workdir(args.workdir, resume=args.resume, overwrite=args.overwrite,
+                                             inputs=[*inputs, plan.final])
     bar = None
     if not args.quiet:
         from temzoo.commands._progress import TrainingBar
@@ -141,15 +151,12 @@ def run_training(args: argparse.Namespace, config, what: str) -> int:
     on_step, log = (bar.callbacks if bar else (None, lambda s: None))
     ok = False
     try:
-        if args.workdir:
-            result = train(config, args.workdir, out=out, resume=args.resume, on_step=on_step, log=log)
+        if workdir:
+            result = train(config, workdir, out=workdir / "result", resume=args.resume, on_step=on_step, log=log)
+            result = publish(plan, result)
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent)
-            try:
-                result = train(config, tmp, out=out, on_step=on_step, log=log)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            with work_folder(plan.final) as work:  # a killed run's folder is removed by the next run (recover)
+                result = publish(plan, train(config, work, out=work / "result", on_step=on_step, log=log))
         ok = True
     finally:
         if bar:

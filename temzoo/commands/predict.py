@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from temzoo.commands._args import add_pixel_size_argument
+from temzoo.commands._args import add_overwrite_argument, add_pixel_size_argument
 
 EXPLAIN_METHODS = ("integrated-gradients", "occlusion", "gradcam", "fourier")
 
@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "a batch: one bundle per image (every frame of a stack) in DIR/<name>/, DIR/summary.csv, "
                         "DIR/particles.csv, sizes.png, series.csv/png; a re-run resumes")
     p.add_argument("--model", required=True, help="zoo id, checkpoint folder or Hub repo id")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: new, empty, or an earlier temzoo prediction folder (never among the inputs)")
+    add_overwrite_argument(p)
     p.add_argument("--tta", action="store_true", help="average over the 8 rotations/flips (adds tta_spread)")
     p.add_argument("--mc-dropout", type=int, default=0, metavar="N", help="Monte-Carlo dropout passes (0 = off)")
     p.add_argument("--explain", choices=EXPLAIN_METHODS, default=None, metavar="METHOD",
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from temzoo.errors import TemzooError
     from temzoo.io import read_micrograph
+    from temzoo.io.outputs import check_output, written
     from temzoo.batch import predict_one, task_env
     from temzoo.predict import PredictOptions
     from temzoo.zoo import load_model
@@ -63,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
         raise TemzooError(f"--threads must be between 1 and 1024, got {args.threads}")
     if _is_batch(args):
         return _run_batch(args)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise TemzooError(f"--out {out} is a file; give a folder")
+    plan = check_output(args.out, "prediction", overwrite=args.overwrite, inputs=[args.path[0], *_model_dir(args)],
+                        merge=True)
+    out = plan.final
     mg = read_micrograph(args.path[0], args.image_index).with_pixel_size(args.pixel_size_nm)
     ck = load_model(args.model)
     opts = PredictOptions(tta=args.tta, mc_dropout=args.mc_dropout, device=args.device)
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
             ck, mg, args.frame, opts, explain_method=args.explain,
             explain_options=None if args.device == "auto" else _explain_opts(args.device))
     try:
-        bundle.write(out)
+        with written(plan) as tmp:  # new files appear whole; an earlier bundle of this image needs --overwrite
+            bundle.write(tmp)
     except OSError as err:
         raise TemzooError(f"could not write to {out}: {err.strerror or err}; check the folder and free space") from None
     for line in dict.fromkeys(pred.warnings + domain.warnings):
@@ -82,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(bundle.table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
           f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out / bundle.name}_*")
     return 0
+
+
+def _model_dir(args: argparse.Namespace) -> list[str]:
+    """The --model folder when it is one (an input: never written into)."""
+    from pathlib import Path
+
+    return [args.model] if Path(args.model).is_dir() else []
 
 
 def _is_batch(args: argparse.Namespace) -> bool:
@@ -113,7 +124,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         bar.set_postfix_str(name[-40:], refresh=False)
 
     try:
-        res = run_batch(args.path, args.out, cfg, workers=args.workers, scheduler=args.scheduler,
+        res = run_batch([*args.path], args.out, cfg, workers=args.workers, scheduler=args.scheduler,
                         progress=progress)
     finally:
         if bar is not None:

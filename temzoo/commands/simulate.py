@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from temzoo.commands._args import add_overwrite_argument
 from temzoo.errors import DataError
 from temzoo.validate import arg_number, arg_seed
 
@@ -50,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-threshold", type=arg_number(0, 6.3, lo_open=True), default=None,
                    help="mask = particle exit-wave phase above this (rad; default pi/32, the paper's pi/16 = 0.196)")
     p.add_argument("--format", choices=("tif", "png"), default="tif", help="float32 TIFF or 16-bit PNG counts")
+    add_overwrite_argument(p)
     p.add_argument("--clean", action="store_true", help="also write noise-free images in clean/")
     p.add_argument("--cache", default=None, help="exit-wave cache folder (default $TEMZOO_HOME/cache/exitwaves)")
     p.add_argument("--no-cache", action="store_true", help="always recompute exit waves")
@@ -91,6 +93,7 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from temzoo.io.outputs import check_output, written
     from temzoo.simulate.dataset import generate
 
     cfg = build_config(args)
@@ -99,9 +102,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
+    plan = check_output(args.out, "simulation", overwrite=args.overwrite, inputs=[args.cache] if args.cache else [])
     try:
-        summary = generate(cfg, args.out, progress=progress)
+        with written(plan) as tmp:  # the folder appears complete, or not at all
+            summary = generate(cfg, tmp, progress=progress)
     finally:
         bar.close()
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"} | {"out": str(args.out)}))
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"} | {"out": str(plan.final)}))
     return 0
