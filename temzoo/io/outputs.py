@@ -216,7 +216,7 @@ def _merge(plan: OutputPlan, tmp: Path) -> None:
     for n in names:
         dst = plan.final / n
         if dst.is_dir() and not dst.is_symlink():
-            _swap(tmp / n, dst)
+            swap_in(tmp / n, dst)
         else:
             os.replace(tmp / n, dst)
     rec["files"] = sorted(set(rec["files"]) | set(names))
@@ -224,9 +224,12 @@ def _merge(plan: OutputPlan, tmp: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _swap(src: Path, dst: Path) -> None:
-    """Put ``src`` where ``dst`` is: ``dst`` parked as ``.<name>.temzoo-old-<pid>``, ``src`` renamed, park removed.
-    A kill between the two renames is undone by :func:`recover`."""
+def swap_in(src: Path, dst: Path) -> None:
+    """Put folder ``src`` where ``dst`` is: ``dst`` parked as ``.<name>.temzoo-old-<pid>``, ``src`` renamed, the
+    park removed. A kill between the two renames is undone by :func:`recover`. No ``dst``: one rename."""
+    if not os.path.lexists(dst):
+        os.replace(src, dst)
+        return
     old = dst.with_name(f".{dst.name}{OLD_TAG}{os.getpid()}")
     shutil.rmtree(old, ignore_errors=True)
     os.replace(dst, old)
@@ -242,7 +245,7 @@ def commit(plan: OutputPlan, tmp: Path, extra: dict | None = None) -> Path:
         return plan.final
     write_marker(tmp, plan.kind, extra)
     if plan.final.is_dir() and any(plan.final.iterdir()):
-        _swap(tmp, plan.final)  # check_output allowed it: a temzoo output of this kind, --overwrite given
+        swap_in(tmp, plan.final)  # check_output allowed it: a temzoo output of this kind, --overwrite given
     else:
         os.replace(tmp, plan.final)  # a rename onto an empty folder replaces it
     return plan.final

@@ -70,7 +70,12 @@ def save_checkpoint(model, folder: str | Path, meta: TemzooMeta, card: str | Non
     Everything is written into a temporary sibling folder that replaces ``folder`` in one rename, so a crash or a
     full disk never leaves a half-written checkpoint. The model is not modified (a CPU copy of the weights is saved).
     """
+    from temzoo.io.outputs import swap_in
+
     folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG_FILE).is_file():
+        raise ModelError(f"{folder} is not empty and is not a checkpoint; temzoo never replaces other files: "
+                         "give a new folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -85,7 +90,7 @@ def save_checkpoint(model, folder: str | Path, meta: TemzooMeta, card: str | Non
             card = _default_card(model, meta, config, folder.name)
         if card is not None:
             (tmp / CARD_FILE).write_text(card)
-        _replace_dir(tmp, folder)
+        swap_in(tmp, folder)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelError(f"could not write checkpoint to {folder}: {err.strerror or err}; free space or pick another folder") from None
@@ -118,17 +123,6 @@ def _default_card(model, meta: TemzooMeta, config: dict, name: str) -> str | Non
         return render_card(meta, spec_from_config(config), model_id=name, params=params)
     except Exception:  # noqa: BLE001 - see docstring
         return None
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``; an existing ``dst`` is swapped out first and removed after."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _require_regular_files(folder: Path) -> None:
