@@ -134,13 +134,16 @@ def run_training(args: argparse.Namespace, config, what: str) -> int:
     import sys
 
     from temzoo.errors import TemzooError
-    from temzoo.io.outputs import check_output, check_workdir, publish, work_folder
+    from temzoo.io.outputs import check_output, check_workdir, publish, read_marker, resolved, work_folder
     from temzoo.train.loop import train
 
     if args.resume and not args.workdir:
         raise TemzooError("--resume needs --workdir (the folder of the interrupted run)")
     inputs = training_inputs(args, config)
-    plan = check_output(args.out, "model", overwrite=args.overwrite, inputs=inputs)
+    wd = str(resolved(args.workdir)) if args.workdir else None
+    # --resume may replace the output this same work folder published before (its marker names the work folder).
+    same_run = bool(args.resume and wd and (read_marker(resolved(args.out)) or {}).get("workdir") == wd)
+    plan = check_output(args.out, "model", overwrite=args.overwrite or same_run, inputs=inputs)
     workdir = args.workdir and check_workdir(args.workdir, resume=args.resume, overwrite=args.overwrite,
                                              inputs=[*inputs, plan.final])
     bar = None
@@ -153,7 +156,7 @@ def run_training(args: argparse.Namespace, config, what: str) -> int:
     try:
         if workdir:
             result = train(config, workdir, out=workdir / "result", resume=args.resume, on_step=on_step, log=log)
-            result = publish(plan, result)
+            result = publish(plan, result, extra={"workdir": wd})
         else:
             with work_folder(plan.final) as work:  # a killed run's folder is removed by the next run (recover)
                 result = publish(plan, train(config, work, out=work / "result", on_step=on_step, log=log))

@@ -46,11 +46,18 @@ class OutputPlan:
     option: str = "--out"
 
 
-def _resolved(p: str | os.PathLike) -> Path:
+def resolved(p: str | os.PathLike) -> Path:
+    """Absolute, ``~`` expanded, symlinks kept (a link is judged where it is, its target by the OS)."""
     return Path(os.path.abspath(Path(p).expanduser()))
 
 
+def _real(p: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(Path(p).expanduser()))
+
+
 def _within(p: Path, root: Path) -> bool:
+    """``p`` is ``root`` or inside it, compared through symlinks (a link to an input folder is that folder)."""
+    p, root = _real(p), _real(root)
     return p == root or root in p.parents
 
 
@@ -79,14 +86,14 @@ def write_marker(folder: Path, kind: str, extra: dict | None = None) -> None:
 def _refuse_protected(out: Path, option: str) -> None:
     from temzoo.paths import bundled_zoo_dir, local_zoo_dir
 
-    bundled = _resolved(bundled_zoo_dir())
+    bundled = resolved(bundled_zoo_dir())
     if _within(out, bundled) or _within(bundled, out):
         raise OutputError(f"{option} {out} is in (or holds) the bundled zoo {bundled}; temzoo never writes there: "
                           "give a folder of your own")
-    zoo = _resolved(local_zoo_dir())
+    zoo = resolved(local_zoo_dir())
     if _within(zoo, out) and out != zoo:
         raise OutputError(f"{option} {out} holds your local zoo {zoo}; give a folder of its own")
-    if out == zoo or (out.parent == zoo and out.exists()):
+    if _real(out) == _real(zoo) or (_real(out.parent) == _real(zoo) and out.exists()):
         raise OutputError(f"{option} {out} is a model in your local zoo; temzoo never replaces it: give a new name")
 
 
@@ -96,12 +103,12 @@ def _refuse_inputs(out: Path, option: str, inputs: Iterable) -> None:
     for raw in inputs:
         if raw is None or str(raw) in ("", "scratch", "auto"):
             continue
-        p = _resolved(raw)
+        p = resolved(raw)
         if p.is_dir():
             if _within(out, p) or _within(p, out):
                 raise OutputError(f"{option} {out} is (or is inside, or holds) the input folder {p}; temzoo never "
                                   "writes among its inputs: give a separate folder")
-        elif out == p.parent or _within(p, out):
+        elif _real(out) == _real(p.parent) or _within(p, out):
             raise OutputError(f"{option} {out} is the folder of the input {p} (or holds it); temzoo never writes "
                               "among its inputs: give a separate folder")
 
@@ -122,7 +129,7 @@ def check_output(out: str | os.PathLike, kind: str, *, overwrite: bool = False, 
     """
     if kind not in KINDS:
         raise ValueError(f"unknown output kind {kind!r}")
-    final = _resolved(out)
+    final = resolved(out)
     if final.exists() and not final.is_dir():
         raise OutputError(f"{option} {final} is a file; give a folder")
     _refuse_protected(final, option)
@@ -183,7 +190,7 @@ def sibling(final: Path, tag: str = TMP_TAG) -> Path:
 def recover(final: Path) -> list[str]:
     """Clean up after killed runs that wrote ``final``: remove their temporaries and work folders, and put back an
     earlier output parked by a swap that was cut short. Only siblings of dead processes are touched."""
-    final = _resolved(final)
+    final = resolved(final)
     if not final.parent.is_dir():
         return []
     done = []
@@ -282,7 +289,7 @@ def publish(plan: OutputPlan, src: Path, extra: dict | None = None) -> Path:
 def check_workdir(workdir: str | os.PathLike, *, resume: bool, overwrite: bool, inputs: Iterable = ()) -> Path:
     """``--workdir``: new or empty (then marked as temzoo's), or an earlier temzoo work folder continued with
     ``--resume`` (or restarted with ``--overwrite``); anything else is refused."""
-    wd = _resolved(workdir)
+    wd = resolved(workdir)
     if wd.exists() and not wd.is_dir():
         raise OutputError(f"--workdir {wd} is a file; give a folder")
     _refuse_protected(wd, "--workdir")
@@ -306,7 +313,7 @@ def check_workdir(workdir: str | os.PathLike, *, resume: bool, overwrite: bool, 
 def work_folder(final: Path) -> Iterator[Path]:
     """A hidden work folder beside ``final`` for a run without ``--workdir``; removed when the run ends, and by the
     next run's :func:`recover` when this process was killed."""
-    work = sibling(_resolved(final), WORK_TAG)
+    work = sibling(resolved(final), WORK_TAG)
     try:
         yield work
     finally:
