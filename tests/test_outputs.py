@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from temzoo.cli import main
-from temzoo.io import outputs
 from temzoo.paths import bundled_zoo_dir, local_zoo_dir
 from tests.labelled_sets import make_disk_set
 
@@ -112,6 +111,8 @@ def test_finetune_into_a_folder_of_user_files_keeps_them(world, tmp_path, capsys
 def test_overwrite_replaces_only_a_temzoo_output_of_the_same_kind(world, tmp_path, capsys):
     """A real fine-tune, then: again without --overwrite (refused), with it (replaced), after the user dropped a file
     in (refused: the file is kept), and predict into the model folder (another kind: refused)."""
+    from temzoo.io import outputs
+
     out = tmp_path / "model"
     assert main(_argv("finetune", world, out)) == 0
     assert outputs.read_marker(out)["kind"] == "model"
@@ -172,6 +173,8 @@ def test_killed_cli_finetune_leaves_no_work_folder_behind(world, tmp_path):
 
 def test_a_swap_cut_between_its_renames_is_undone(tmp_path):
     """The previous output parked by a killed process (dead pid) is put back; a live owner's files are left."""
+    from temzoo.io import outputs
+
     final = tmp_path / "out"
     parked = tmp_path / f".out{outputs.OLD_TAG}999999"
     parked.mkdir()
