@@ -460,7 +460,7 @@ def read_metrics(job: JobHandle | str | Path, root: str | Path | None = None) ->
     """The per-epoch records so far (a line being written right now is skipped)."""
     p = job_dir(job, root) / METRICS_FILE
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()  # a damaged byte costs its line only
     except OSError:
         return []
     out = []
@@ -592,6 +592,13 @@ def wait(job: JobHandle | str | Path, timeout: float | None = None, root: str | 
         time.sleep(_POLL_S)
 
 
+def _finite(v: Any) -> float | None:
+    import math
+
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
+
+
 def eta_seconds(job: JobHandle | str | Path, root: str | Path | None = None) -> float | None:
     """Rough time left for a running job, from its budget (minutes and/or epochs) and the epochs done so far."""
     d = job_dir(job, root)
@@ -600,13 +607,15 @@ def eta_seconds(job: JobHandle | str | Path, root: str | Path | None = None) -> 
         return None
     cfg = read_config(d)
     guesses = []
-    if cfg.get("minutes"):
-        guesses.append(max(0.0, float(cfg["minutes"]) * 60 - (time.time() - st.started)))
+    minutes, epochs = _finite(cfg.get("minutes")), _finite(cfg.get("epochs"))  # config.json may be damaged
+    if minutes:
+        guesses.append(max(0.0, minutes * 60 - (time.time() - st.started)))
     recs = read_metrics(d)
-    if cfg.get("epochs") and recs:
-        done = max(int(recs[-1].get("epoch", len(recs))), len(recs))
+    if epochs and recs:
+        epoch = recs[-1].get("epoch")
+        done = max(epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else 0, len(recs))
         per_epoch = (time.time() - st.started) / max(len(recs), 1)
-        guesses.append(max(0.0, (int(cfg["epochs"]) - done) * per_epoch))
+        guesses.append(max(0.0, (epochs - done) * per_epoch))
     return min(guesses) if guesses else None
 
 
