@@ -29,7 +29,7 @@ import pytest
 
 from tests.hostile._run import Case, batches, check_batch
 
-MODULE_BUDGET_S = 120
+MODULE_BUDGET_S = 150
 COMMANDS = ("finetune", "pretrain-denoise", "predict", "batch", "simulate")
 PATH_FUNC = "tests.hostile.test_paths:path_case"
 STATE_FUNC = "tests.hostile.test_paths:state_case"
