@@ -57,6 +57,7 @@ CANCEL_FILE = "cancel"
 PID_FILE = "worker.pid"
 JOB_LOCK = "job.lock"  # flock held by whoever resumes the job, then by its worker for its whole life
 _LOCK_WAIT_S = 30.0  # how long a new worker waits for the resumer to hand the job lock over
+_RESUME_WAIT_S = 5.0  # how long resume waits for the previous holder (an exiting worker, another resumer)
 _POLL_S = 0.3
 _STARTING_GRACE_S = 60.0  # a job whose pid is not yet recorded counts as alive this long after submit
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -554,7 +555,7 @@ def resume(job: JobHandle | str | Path, root: str | Path | None = None) -> JobHa
     """Restart a failed, cancelled or interrupted job from its last checkpoint (``workdir/last``); queues it again.
     Two resumes at once (two tabs, two processes) start one worker: the job lock refuses the second."""
     d = job_dir(job, root)
-    fd = _lock_job(d)
+    fd = _lock_job(d, _RESUME_WAIT_S)  # a finished worker may still be exiting (it holds the lock until it has)
     if fd is None:
         raise JobError(f"job {d.name} is already being resumed or run by another process; wait for it")
     try:
@@ -800,6 +801,7 @@ def run_worker(d: str | Path) -> int:
     finally:
         _dequeue(st.id, queue)
         os.close(fd)  # releases the flock: the next queued job starts
+        os.close(job_fd)  # the outcome is recorded: the job may be resumed now
 
 
 if __name__ == "__main__":
