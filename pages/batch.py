@@ -72,7 +72,7 @@ def _results(out: Path, key: str) -> None:
 
 
 def _panel(d: str, was_active: bool) -> None:
-    s = jobs.status(d)
+    s = jobs.describe(d)
     if was_active and not s.active:
         st.rerun()  # finished: redraw the whole page once, which also stops the polling
     done, total = tb.job_progress(d)
@@ -97,5 +97,5 @@ with right:
         if st.session_state.get(JOB_KEY) not in dirs:
             st.session_state[JOB_KEY] = dirs[0]
         current_job = st.selectbox("Batch job", dirs, key=JOB_KEY, format_func=ub.label)
-        active = jobs.status(current_job).active
+        active = jobs.describe(current_job).active
         st.fragment(run_every=2.0 if active else None)(_panel)(current_job, active)

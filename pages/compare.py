@@ -89,7 +89,7 @@ def _any_active() -> bool:
     from temzoo.train import jobs
 
     try:
-        return any(jobs.status(run["job"]).active for run in record["runs"])
+        return any(jobs.describe(run["job"]).active for run in record["runs"])
     except TemzooError:
         return False
 

@@ -47,13 +47,13 @@ with left:
 
 def _label(d: str) -> str:
     # Stable text (no state in it): a selectbox keeps its choice by the option's label.
-    s = jobs.status(d)
+    s = jobs.describe(d)
     text = f"{s.name} · {jobs.read_config(d).get('strategy', '?')}"
     return text if s.id in s.name else f"{text} · {s.id}"
 
 
 def _panel(d: str, was_active: bool) -> None:
-    s = jobs.status(d)
+    s = jobs.describe(d)
     if was_active and not s.active:
         st.rerun()  # finished: redraw the whole page once, which also stops the polling
     cfg = jobs.read_config(d)
@@ -95,6 +95,9 @@ def _panel(d: str, was_active: bool) -> None:
 
 with right:
     all_jobs = jobs.list_jobs(root)
+    if damaged := [s for s in all_jobs if s.state == jobs.DAMAGED]:
+        st.warning(f"{len(damaged)} job folder(s) damaged and skipped: " + "; ".join(s.error or s.id for s in damaged))
+        all_jobs = [s for s in all_jobs if s.state != jobs.DAMAGED]
     if not all_jobs:
         st.info("No jobs yet: choose a labelled set and start one.")
     else:
@@ -102,5 +105,5 @@ with right:
         if st.session_state.get(JOB_KEY) not in dirs:
             st.session_state[JOB_KEY] = dirs[0]
         current = st.selectbox("Job", dirs, key=JOB_KEY, format_func=_label)
-        active = jobs.status(current).active
+        active = jobs.describe(current).active
         st.fragment(run_every=2.0 if active else None)(_panel)(current, active)

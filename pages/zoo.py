@@ -25,10 +25,14 @@ st.caption("Models that segment or denoise TEM/HRTEM micrographs. Pick one to se
 
 online = network.online()
 try:
-    models = list_models(hub=online)
+    models = list_models(hub=online, include_damaged=True)
 except TemzooError as err:
     st.error(str(err))
     st.stop()
+if damaged := [m for m in models if m.damaged]:
+    st.warning(f"{len(damaged)} model folder(s) damaged and skipped: "
+               + "; ".join(f"{m.id} ({m.source}): {m.damaged}" for m in damaged))
+    models = [m for m in models if not m.damaged]
 if not online:
     st.info("Offline: showing bundled, your own and cached models. Hub models appear when the Hub is reachable.",
             icon=":material/cloud_off:")

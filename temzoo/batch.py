@@ -142,12 +142,13 @@ def expand_inputs(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
 
 
 # ------------------------------------------------------------------------------------------------ output folder
-def prepare_out(out: str | os.PathLike, config: BatchConfig) -> Path:
-    """Create ``out`` or reopen it for resuming. Refuses a non-empty folder that no batch made, or one made with
-    another model or options (its bundles would mix two runs)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise TemzooError(f"--out {out} is a file; give a folder")
+def prepare_out(out: str | os.PathLike, config: BatchConfig, inputs: Iterable = ()) -> Path:
+    """Create ``out`` or reopen it for resuming. Refuses what temzoo.io.outputs refuses (a non-empty folder that no
+    batch made, an input folder, the zoo) and a batch made with another model or options (its bundles would mix two
+    runs)."""
+    from temzoo.io.outputs import check_output, write_marker
+
+    out = check_output(out, "batch", resume=True, inputs=inputs).final
     marker = out / MARKER
     if marker.is_file():
         try:
@@ -158,11 +159,10 @@ def prepare_out(out: str | os.PathLike, config: BatchConfig) -> Path:
             raise TemzooError(f"{out} holds a batch run with other settings ({_diff(before.get('config'), config)});"
                               " give a new --out folder or the same settings to resume it")
         return out
-    if out.is_dir() and any(out.iterdir()):
-        raise TemzooError(f"{out} is not empty and was not made by a temzoo batch; give a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     from temzoo.io.writers import write_json
 
+    write_marker(out, "batch")
     write_json(marker, {"kind": "temzoo-batch", "config": config.key()})
     return out
 
@@ -340,7 +340,9 @@ def run_batch(paths: Iterable[str | os.PathLike], out: str | os.PathLike, config
     ``workers=0`` and no ``scheduler``: in this process. ``cancel`` is polled between files; a cancelled run keeps
     what it finished (a re-run resumes it) and raises nothing: the summary lists what was done.
     """
-    outp = prepare_out(out, config)
+    paths = [str(p) for p in paths]
+    model_dir = [config.model] if Path(config.model).is_dir() else []
+    outp = prepare_out(out, config, [*paths, *model_dir])
     tasks = expand_inputs(paths, exclude=outp)
     if not tasks:
         raise TemzooError("no inputs given")

@@ -249,5 +249,5 @@ def test_batch_refuses_a_folder_it_did_not_make(tmp_path, own_scale_checkpoint, 
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "a.png")
     rc = main(["predict", str(tmp_path / "a.png"), "--all-frames", "--model", str(own_scale_checkpoint), "--out",
                str(tmp_path / "mine")])
-    assert rc == 2 and "not made by a temzoo batch" in capsys.readouterr().err
+    assert rc == 2 and "temzoo did not make it" in capsys.readouterr().err
     assert (tmp_path / "mine" / "thesis.docx").read_text() == "precious"

@@ -31,7 +31,7 @@ def batch_jobs() -> list[str]:
 
 
 def label(d: str) -> str:
-    s = jobs.status(d)
+    s = jobs.describe(d)
     n = len(jobs.read_config(d).get("inputs") or [])
     return f"{s.name} · {n} input(s)"
 

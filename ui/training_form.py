@@ -45,10 +45,13 @@ def set_picker(key: str) -> tuple[Path | None, float | None]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _zoo_ids() -> list[tuple[str, str]]:
+def _zoo_ids() -> tuple[list[tuple[str, str]], list[str]]:
+    """(ref, label) of the usable zoo models, and one line per damaged folder (skipped, with its reason)."""
     from temzoo.zoo import list_models
 
-    return [(m.ref, f"{m.id} ({m.source}{', default' if m.default_base else ''})") for m in list_models(hub=False)]
+    models = list_models(hub=False, include_damaged=True)
+    good = [(m.ref, f"{m.id} ({m.source}{', default' if m.default_base else ''})") for m in models if not m.damaged]
+    return good, [f"{m.id} ({m.source}): {m.damaged}" for m in models if m.damaged]
 
 
 def base_picker(key: str, pixel_size_nm: float | None = None, folder: Path | None = None) -> str:
@@ -57,7 +60,9 @@ def base_picker(key: str, pixel_size_nm: float | None = None, folder: Path | Non
     from temzoo.zoo.registry import recommend_base
 
     try:
-        zoo = _zoo_ids()
+        zoo, damaged = _zoo_ids()
+        if damaged:
+            st.warning(f"{len(damaged)} model folder(s) damaged and skipped: " + "; ".join(damaged))
         rec = recommend_base(pixel_size_nm, len(labelset.list_pairs(folder)) if folder else None)
     except TemzooError as err:
         st.warning(f"The zoo could not be listed ({err}); give a checkpoint folder instead.")

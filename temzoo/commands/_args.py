@@ -20,3 +20,10 @@ def add_pixel_size_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup
     """The one ``--pixel-size-nm`` option of every command that reads images."""
     p.add_argument("--pixel-size-nm", type=pixel_size_arg, default=None, metavar="NM",
                    help=help_text or "pixel size of the images in nm (for files without one; overrides the file's)")
+
+
+def add_overwrite_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The one ``--overwrite`` of every command that writes an output folder (temzoo.io.outputs)."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier temzoo output of the same kind in --out (a folder of other files is "
+                        "never replaced)")

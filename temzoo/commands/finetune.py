@@ -8,33 +8,35 @@ from __future__ import annotations
 
 import argparse
 
-from temzoo.commands._args import add_pixel_size_argument
-from temzoo.train.config import SIZES, STRATEGIES, VALIDATIONS
+from temzoo.commands._args import add_overwrite_argument, add_pixel_size_argument
+from temzoo.train.config import DOWNSAMPLE_RANGE, LR_MAX, SIZES, STRATEGIES, VALIDATIONS
+from temzoo.validate import arg_number, arg_seed
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Budget, pixel size, seed, device and the advanced options every training command shares (finetune,
     pretrain-denoise); returns the "advanced" group for a command's own additions."""
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, help="number of epochs (default 30 when no budget is given)")
-    budget.add_argument("--minutes", type=float, help="time budget in minutes (wall clock unless --clock cpu)")
+    budget.add_argument("--epochs", type=arg_number(1, 100_000, integer=True), help="number of epochs (default 30 when no budget is given)")
+    budget.add_argument("--minutes", type=arg_number(0, 525_600, lo_open=True), help="time budget in minutes (wall clock unless --clock cpu)")
     add_pixel_size_argument(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arg_seed, default=0, help="random seed, 0 .. 2**32-1 (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--size", choices=("auto", *SIZES), default="auto",
                    help="network when training from scratch: small (0.88 M parameters, the CPU default) or large "
                         "(full-depth ResNet-18 U-Net, 14.3 M, the CUDA default); auto: by --device. A base brings "
                         "its own network")
     adv = p.add_argument_group("advanced")
-    adv.add_argument("--tile-size", type=int, help="training tile edge in pixels (default 128)")
-    adv.add_argument("--batch-size", type=int, help="tiles per step (default 8)")
-    adv.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
-    adv.add_argument("--downsample", type=float,
+    adv.add_argument("--tile-size", type=arg_number(16, 8192, integer=True), help="training tile edge in pixels (default 128)")
+    adv.add_argument("--batch-size", type=arg_number(1, 4096, integer=True), help="tiles per step (default 8)")
+    adv.add_argument("--lr", type=arg_number(0, LR_MAX, lo_open=True), help="peak learning rate (default 3e-3)")
+    adv.add_argument("--downsample", type=arg_number(DOWNSAMPLE_RANGE[0], DOWNSAMPLE_RANGE[1]),
                      help="shrink images by this factor when the base does not fix the pixel size (default 1)")
     adv.add_argument("--clock", choices=("wall", "cpu"),
                      help="what --minutes measures: wall time (default) or this process's CPU time")
     adv.add_argument("--workdir", help="keep the working folder (resume state, best/, log) here")
     adv.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
+    add_overwrite_argument(p)
     adv.add_argument("--quiet", action="store_true", help="no progress bar")
     return adv
 
@@ -66,12 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--class-kind", choices=("objects", "network"),
                      help="what the class is: separate objects (particles, loops) or a network (grain boundaries, "
                           "lines); sets the metrics. Default: read off the masks")
-    adv.add_argument("--val-fraction", type=float,
+    adv.add_argument("--val-fraction", type=arg_number(0, 0.95),
                      help="share of images (or, with --validation regions, of each image) that validates (default 0.25)")
     adv.add_argument("--validation", choices=VALIDATIONS,
                      help="model selection: whole images (image, default), a band of every image (regions: every "
                           "label trains) or none (fixed schedule)")
-    adv.add_argument("--noise", type=float, dest="noise_probability",
+    adv.add_argument("--noise", type=arg_number(0, 1), dest="noise_probability",
                      help="fraction of tiles given Poisson noise at a random dose (default 0)")
 
 
@@ -122,22 +124,34 @@ def run(args: argparse.Namespace) -> int:
     return run_training(args, config_from_args(args), "fine-tuning")
 
 
-def run_training(args: argparse.Namespace, config, what: str) -> int:
-    """Shared by finetune and pretrain-denoise: train in a work folder, write --out, print a summary line."""
-    import json
-    import shutil
-    import sys
-    import tempfile
+def training_inputs(args: argparse.Namespace, config) -> list:
+    """What a training command reads (never written into): images, masks/annotations and a base folder."""
     from pathlib import Path
 
+    base = getattr(config, "base", None)
+    extra = [base] if base and Path(base).is_dir() else []
+    return [config.images, getattr(config, "masks", None), getattr(config, "annotations", None), *extra]
+
+
+def run_training(args: argparse.Namespace, config, what: str) -> int:
+    """Shared by finetune and pretrain-denoise: train in a work folder, publish --out (temzoo.io.outputs' rules),
+    print a summary line."""
+    import json
+    import sys
+
     from temzoo.errors import TemzooError
+    from temzoo.io.outputs import check_output, check_workdir, publish, read_marker, resolved, work_folder
     from temzoo.train.loop import train
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise TemzooError(f"--out {out} is a file; give a folder")
     if args.resume and not args.workdir:
         raise TemzooError("--resume needs --workdir (the folder of the interrupted run)")
+    inputs = training_inputs(args, config)
+    wd = str(resolved(args.workdir)) if args.workdir else None
+    # --resume may replace the output this same work folder published before (its marker names the work folder).
+    same_run = bool(args.resume and wd and (read_marker(resolved(args.out)) or {}).get("workdir") == wd)
+    plan = check_output(args.out, "model", overwrite=args.overwrite or same_run, inputs=inputs)
+    workdir = args.workdir and check_workdir(args.workdir, resume=args.resume, overwrite=args.overwrite,
+                                             inputs=[*inputs, plan.final])
     bar = None
     if not args.quiet:
         from temzoo.commands._progress import TrainingBar
@@ -146,15 +160,12 @@ def run_training(args: argparse.Namespace, config, what: str) -> int:
     on_step, log = (bar.callbacks if bar else (None, lambda s: None))
     ok = False
     try:
-        if args.workdir:
-            result = train(config, args.workdir, out=out, resume=args.resume, on_step=on_step, log=log)
+        if workdir:
+            result = train(config, workdir, out=workdir / "result", resume=args.resume, on_step=on_step, log=log)
+            result = publish(plan, result, extra={"workdir": wd})
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent)
-            try:
-                result = train(config, tmp, out=out, on_step=on_step, log=log)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            with work_folder(plan.final) as work:  # a killed run's folder is removed by the next run (recover)
+                result = publish(plan, train(config, work, out=work / "result", on_step=on_step, log=log))
         ok = True
     finally:
         if bar:

@@ -40,8 +40,13 @@ def _fmt(col: str, v) -> str:
 def run(args: argparse.Namespace) -> int:
     from temzoo.zoo.sources import list_models
 
-    models = list_models(hub=False if args.no_hub else None)
-    rows = [m.to_json() for m in models]
+    import sys
+
+    models = list_models(hub=False if args.no_hub else None, include_damaged=True)
+    for m in models:
+        if m.damaged:  # skipped, said on stderr so --json stays the usable models only
+            sys.stderr.write(f"warning: skipped damaged model {m.id} ({m.path}): {m.damaged}\n")
+    rows = [m.to_json() for m in models if not m.damaged]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:

@@ -9,6 +9,8 @@ neither binary nor small class indices, RGB masks with different channels, polyg
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,30 +31,55 @@ def read_mask(path: str | Path) -> np.ndarray:
     are equal, JPEG masks (lossy: thresholded at half range, binary only), float TIFFs holding whole numbers, and
     DigitalMicrograph images (through :func:`temzoo.io.read_micrograph`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"mask {path} does not exist; check the masks folder")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
+    from temzoo.errors import ReadError
+    from temzoo.io.untrusted import require_regular, run_limited, shown
 
-            arr = np.asarray(tifffile.imread(path))
-        elif suffix in (".dm3", ".dm4"):
+    path = Path(path)
+    try:
+        if not os.path.lexists(path):
+            raise DataError(f"mask {shown(path)} does not exist; check the masks folder")
+        if stat.S_ISDIR(require_regular(path, "mask").st_mode):
+            raise DataError(f"mask {shown(path)} is a folder, not a mask file")
+        suffix = path.suffix.lower()
+        if suffix in (".dm3", ".dm4"):
             from temzoo.io import read_micrograph
 
             arr = np.asarray(read_micrograph(path).frame(0))
+        else:  # decoded in a child under the time and memory limits (a deflate TIFF can expand to GBs)
+            arr = run_limited(_decode_mask, str(path), name=path.name)[1][0]
+    except ReadError as err:
+        raise DataError(f"cannot read mask {shown(path.name)}: {err}") from None
+    return mask_to_classes(arr, name=path.name, lossy=suffix in _LOSSY)
+
+
+def _decode_mask(path: str) -> tuple[dict, list[np.ndarray]]:
+    """The child's side of :func:`read_mask`: the raw array of a TIFF or a PIL-readable image."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            from temzoo.io.untrusted import check_declared_tiff
+
+            check_declared_tiff(p, lazy=False)
+            arr = np.asarray(tifffile.imread(p))
         else:
             from PIL import Image
 
             # Palette ("P") PNGs give their indices, which are the class indices (the palette only colours them).
-            with Image.open(path) as im:
+            with Image.open(p) as im:
                 arr = np.asarray(im)
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - unreadable/corrupt file: one line naming it
-        raise DataError(f"cannot read mask {path.name}: {' '.join(str(err).split())[:160]}") from None
-    return mask_to_classes(arr, name=path.name, lossy=suffix in _LOSSY)
+        if isinstance(err, MemoryError):
+            raise
+        from temzoo.errors import TemzooError
+
+        if isinstance(err, TemzooError):
+            raise DataError(str(err)) from None
+        raise DataError(f"cannot read mask {p.name}: {' '.join(str(err).split())[:160]}") from None
+    return {}, [arr]
 
 
 def mask_to_classes(arr: np.ndarray, name: str = "mask", lossy: bool = False) -> np.ndarray:
@@ -170,9 +197,14 @@ def read_coco(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
     Category ids map to class indices 1..K in increasing id order (0 = background); every image listed gets a mask,
     empty when it has no annotations. Polygons and uncompressed RLE are supported.
     """
+    from temzoo.errors import ReadError
+    from temzoo.io.untrusted import read_small
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_small(path, "COCO file").decode("utf-8"))
+    except ReadError as err:
+        raise DataError(str(err)) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"cannot read COCO file {path.name}: {' '.join(str(err).split())[:160]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(
@@ -250,8 +282,13 @@ def read_yolo_seg(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     path = Path(path)
     h, w = shape
     polys = []
+    from temzoo.errors import ReadError
+    from temzoo.io.untrusted import read_small
+
     try:
-        lines = path.read_text().splitlines()
+        lines = read_small(path, "YOLO label file").decode("utf-8").splitlines()
+    except ReadError as err:
+        raise DataError(str(err)) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read YOLO label file {path.name}: {err}") from None
     for n, line in enumerate(lines, 1):

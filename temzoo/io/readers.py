@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from temzoo.errors import ReadError
+from temzoo.io import untrusted
 from temzoo.io.metadata import acquisition_metadata
 from temzoo.io.units import format_nm, to_nm, to_per_nm, unit_kind
 from temzoo.types import Micrograph
@@ -149,10 +150,7 @@ def scan(path: str | os.PathLike, *, lazy: bool | None = None, include_reciproca
     """Read every entry of ``path``: usable images as Micrographs, the rest listed in ``skipped`` with reasons."""
     p = Path(path)
     fmt = _check_file(p)
-    if p.suffix.lower() in PIL_EXTENSIONS:
-        result = _scan_pil(p, fmt)
-    else:
-        result = _scan_hyperspy(p, fmt, lazy)
+    result = _scan_limited(p, fmt, lazy)
     if not include_reciprocal:
         keep = []
         for mg in result.micrographs:
@@ -165,6 +163,79 @@ def scan(path: str | os.PathLike, *, lazy: bool | None = None, include_reciproca
     if not result.micrographs:
         raise ReadError(f"{p.name} holds no usable real-space image: {_summary(result.skipped)}")
     return result
+
+
+def _scan_limited(p: Path, fmt: str, lazy: bool | None) -> ReadResult:
+    """Parse ``p`` in a child process under the time and memory limits of :mod:`temzoo.io.untrusted`.
+
+    Lazy (dask) entries cannot cross the process boundary: when the child finds one, its headers have been parsed
+    safely there, so the parent opens the file again in-process (only headers and frame 0 are read).
+    """
+    _warm(p.suffix.lower())
+    header, arrays = untrusted.run_limited(_scan_payload, str(p), fmt, lazy, name=p.name,
+                                           preload=PRELOAD_MODULES)
+    if header.get("lazy"):
+        return _scan_raw(p, fmt, lazy)
+    result = ReadResult(micrographs=[], source=str(p), format=fmt,
+                        skipped=[Skipped(int(i), str(t), str(r)) for i, t, r in header["skipped"]])
+    for d, data in zip(header["micrographs"], arrays):
+        result.micrographs.append(Micrograph(
+            data=data, pixel_size_nm=d["pixel_size_nm"], metadata=d["metadata"], source=str(p), index=d["index"],
+            title=d["title"], original_dtype=d["original_dtype"], reciprocal=d["reciprocal"]))
+    return result
+
+
+# What HyperSpy imports on a format's first read (~2 s cold: its signal classes, dask, distributed, zarr and the
+# RosettaSciIO plugin). The parent imports it before forking the parse, so every child starts warm (a child's own
+# imports die with it); a fork server imports all of it once (PRELOAD_MODULES).
+_EMD = ("rsciio.emd._api", "rsciio.utils._units", "h5py", "pint")
+_READER_MODULES = {".dm3": ("rsciio.digitalmicrograph._api",), ".dm4": ("rsciio.digitalmicrograph._api",),
+                   ".emd": _EMD, ".ser": ("rsciio.tia._api",), ".emi": ("rsciio.tia._api",),
+                   ".mrc": ("rsciio.mrc._api",), ".tif": ("rsciio.tiff._api",), ".tiff": ("rsciio.tiff._api",)}
+_HYPERSPY_MODULES = ["hyperspy.api", "hyperspy.io", "hyperspy.signals", "hyperspy._signals.signal2d",
+                     "hyperspy._signals.lazy_signal2d", "dask.array", "distributed", "zarr"]
+PRELOAD_MODULES = ["temzoo.io.readers", "temzoo.io.masks", "tifffile", "PIL.Image", *_HYPERSPY_MODULES,
+                   *sorted({m for mods in _READER_MODULES.values() for m in mods})]
+
+
+def _warm(ext: str) -> None:
+    """Import what parsing a file with extension ``ext`` needs, here in the parent (see _READER_MODULES)."""
+    import importlib
+
+    if ext in PIL_EXTENSIONS or ext not in _READER_MODULES:
+        import PIL.Image  # noqa: F401
+        return
+    _hyperspy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in (*_HYPERSPY_MODULES, *_READER_MODULES[ext]):
+            try:
+                importlib.import_module(name)
+            except ImportError:  # an optional part missing: the child imports (or misses) it itself
+                pass
+
+
+def _scan_payload(path: str, fmt: str, lazy: bool | None) -> untrusted.Payload:
+    """The child's side of :func:`_scan_limited`: declared-size checks, the parse, then plain JSON + arrays."""
+    from temzoo.io.writers import _jsonable
+
+    p = Path(path)
+    if fmt == "TIFF":
+        untrusted.check_declared_tiff(p, lazy=lazy)
+    result = _scan_raw(p, fmt, lazy)
+    if any(_is_dask(mg.data) for mg in result.micrographs):
+        return {"lazy": True}, []
+    meta = [{"pixel_size_nm": mg.pixel_size_nm, "metadata": _jsonable(mg.metadata), "index": mg.index,
+             "title": mg.title, "original_dtype": mg.original_dtype, "reciprocal": mg.reciprocal}
+            for mg in result.micrographs]
+    skipped = [[s.index, s.title, s.reason] for s in result.skipped]
+    return {"micrographs": meta, "skipped": skipped}, [np.asarray(mg.data) for mg in result.micrographs]
+
+
+def _scan_raw(p: Path, fmt: str, lazy: bool | None) -> ReadResult:
+    if p.suffix.lower() in PIL_EXTENSIONS:
+        return _scan_pil(p, fmt)
+    return _scan_hyperspy(p, fmt, lazy)
 
 
 def pick(result: ReadResult, index: int | None = None) -> Micrograph:
@@ -216,9 +287,10 @@ def safe_filename(name: str) -> str:
 def _check_file(p: Path) -> str:
     ext = p.suffix.lower()
     if not p.exists():
-        raise ReadError(f"no such file: {p}")
+        raise ReadError(f"no such file: {untrusted.shown(p)}")
+    untrusted.require_regular(p)  # a FIFO or device would block the open() below
     if p.is_dir():
-        raise ReadError(f"{p} is a folder; give a microscope file such as a .dm4")
+        raise ReadError(f"{untrusted.shown(p)} is a folder; give a microscope file such as a .dm4")
     if ext not in FORMATS:
         shown = ext or "no extension"
         raise ReadError(
@@ -424,10 +496,19 @@ def _classify(
     if keep_lazy and frames > 1:
         import dask.array as da
 
+        chunk = s.data.chunksize if _is_dask(s.data) else s.data.shape
+        chunk_bytes = math.prod(int(n) for n in chunk) * max(4, dtype.itemsize)
+        if chunk_bytes > untrusted.memory_budget() // 3:
+            raise ReadError(
+                f"a stack of {frames} frames of {h}x{w} px stored so that reading one frame needs "
+                f"{chunk_bytes / 2**30:.1f} GiB of memory (more than temzoo decodes at once); save it uncompressed or one "
+                "frame per page, or split the stack"
+            )
         data = da.asarray(s.data).astype(np.float32)
-        _check_finite(np.asarray(data[0]), "frame 0")  # a full scan would read the whole stack
+        # a full scan would read the whole stack; no dask thread pool (a process with threads cannot fork safely)
+        _check_finite(np.asarray(data[0].compute(scheduler="synchronous")), "frame 0")
     else:
-        arr = np.asarray(s.data.compute() if _is_dask(s.data) else s.data)
+        arr = np.asarray(s.data.compute(scheduler="synchronous") if _is_dask(s.data) else s.data)
         arr, note = _to_grey(arr, channels_last=False)
         if note:
             meta["colour"] = note

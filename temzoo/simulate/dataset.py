@@ -49,20 +49,36 @@ class SimulationConfig:
     use_cache: bool = True
 
     def validate(self) -> None:
-        if self.n < 1:
-            raise DataError(f"--n must be at least 1, got {self.n}")
+        from temzoo.validate import number, seed, span
+
+        number(self.n, "--n", 1, 1_000_000, integer=True)
+        self.seed = seed(self.seed, "--seed")
+        number(self.pixel_size_nm, "--pixel-size-nm", 0, 0.5, lo_open=True)
+        number(self.size_px, "--size", 32, 4096, integer=True)
+        number(self.energy_kv, "--voltage-kv", 1, 10_000)
+        number(self.cs_mm, "--cs-mm", -100, 100)
+        number(self.focal_spread_nm, "--focal-spread-nm", 0, 1000)
+        number(self.blur_px, "--blur-px", 0, 100)
+        number(self.label_threshold_rad, "--label-threshold", 0, 2 * math.pi, lo_open=True)
+        number(self.variants_per_field, "--variants", 1, 1000, integer=True)
+        number(self.oversample, "oversample", 1, 16, integer=True)
+        number(self.max_stacking_faults, "max stacking faults", 0, 100, integer=True)
+        if self.aperture_mrad is not None:
+            number(self.aperture_mrad, "aperture (mrad)", 0, 1000, lo_open=True)
+        for v in self.dose_values or self.dose_range:
+            number(v, "--dose", 0, 1e9, lo_open=True)
+        if self.dose_values is None:
+            span(self.dose_range, "--dose", 0, 1e9, lo_open=True)
+        for v in self.defocus_values or self.defocus_range:
+            number(v, "--defocus", -10_000, 10_000)
+        if self.defocus_values is None:
+            span(self.defocus_range, "--defocus", -10_000, 10_000)
+        self.n_particles = span(self.n_particles, "--particles", 1, 1000, integer=True)
+        self.diameter_nm = span(self.diameter_nm, "--diameter-nm", 0, 1000, lo_open=True)
+        self.carbon_nm = span(self.carbon_nm, "--carbon-nm", 0, 1000)
         for m in self.materials:
             if m not in MATERIALS:
                 raise DataError(f"unknown material {m!r}; choose from {', '.join(MATERIALS)}")
-        doses = self.dose_values or self.dose_range
-        if min(doses) <= 0:
-            raise DataError(f"doses must be > 0 e/A^2, got {list(doses)}")
-        if not self.pixel_size_nm > 0 or self.pixel_size_nm > 0.5:
-            raise DataError(f"pixel size must be in (0, 0.5] nm for lattice-resolved HRTEM, got {self.pixel_size_nm}")
-        if self.size_px < 32 or self.size_px > 4096:
-            raise DataError(f"image size must be 32..4096 px, got {self.size_px}")
-        if self.oversample < 1 or self.variants_per_field < 1:
-            raise DataError("oversample and variants per field must be at least 1")
         if self.image_format not in ("tif", "png"):
             raise DataError(f"image format must be 'tif' or 'png', got {self.image_format!r}")
 

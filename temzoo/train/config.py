@@ -27,6 +27,10 @@ DEFAULT_EPOCHS = 30  # used when neither epochs nor minutes is given
 BASE_KEPT_NOTE = "no epoch beat the base"
 
 
+LR_MAX = 10.0  # a peak learning rate above this diverges for every optimiser temzoo uses
+DOWNSAMPLE_RANGE = (0.01, 64.0)  # shrink factors: beyond 64 a 4k image is under 64 px; below 0.01 it is 100x larger
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; ``to_dict``/``from_dict`` round-trip through JSON."""
@@ -105,22 +109,13 @@ class TrainConfig:
         from temzoo.train.strategies import get_strategy
 
         get_strategy(self.strategy)  # the registry is the one list of strategies
+        self._validate_numbers()
         if self.task not in TASKS:
             raise TemzooError(f"unknown task {self.task!r}; choose segmentation or denoising")
         if self.loss not in LOSSES:
             raise TemzooError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise TemzooError(f"epochs must be at least 1 (got {self.epochs})")
-        if self.minutes is not None and not self.minutes > 0:
-            raise TemzooError(f"minutes must be positive (got {self.minutes})")
         if self.clock not in ("wall", "cpu"):
             raise TemzooError(f"unknown clock {self.clock!r}; use wall or cpu")
-        if self.batch_size < 1:
-            raise TemzooError(f"batch size must be at least 1 (got {self.batch_size})")
-        if self.tile_size < 16:
-            raise TemzooError(f"tile size must be at least 16 pixels (got {self.tile_size})")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise TemzooError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
         for name in ("pixel_size_nm", "target_pixel_size_nm"):
             v = getattr(self, name)
             if v is not None:
@@ -131,13 +126,40 @@ class TrainConfig:
             raise TemzooError(f"unknown validation {self.validation!r}; choose one of {', '.join(VALIDATIONS)}")
         if self.class_kind is not None and self.class_kind not in ("objects", "network"):
             raise TemzooError(f"class kind must be objects or network (got {self.class_kind!r})")
-        if self.downsample is not None and not self.downsample > 0:
-            raise TemzooError(f"downsample must be positive (got {self.downsample})")
-        if not self.lr > 0:
-            raise TemzooError(f"learning rate must be positive (got {self.lr})")
         if self.task == "segmentation" and self.masks is None and self.annotations is None:
             raise TemzooError("segmentation needs labels: give a masks folder, a COCO json or a YOLO-seg folder")
         return self
+
+    def _validate_numbers(self) -> None:
+        """Ranges of the numeric settings (temzoo.validate): never a NaN, an infinity or an absurd value."""
+        from temzoo.validate import number, seed
+
+        self.seed = seed(self.seed, "seed")
+        if self.epochs is not None:
+            number(self.epochs, "epochs", 1, 100_000, integer=True)
+        if self.minutes is not None:
+            number(self.minutes, "minutes", 0, 525_600, lo_open=True)
+        number(self.batch_size, "batch size", 1, 4096, integer=True)
+        number(self.tile_size, "tile size", 16, 8192, integer=True)
+        number(self.lr, "learning rate", 0, LR_MAX, lo_open=True)
+        if self.downsample is not None:
+            number(self.downsample, "downsample", *DOWNSAMPLE_RANGE)
+        number(self.val_fraction, "validation fraction", 0, 0.95)
+        number(self.noise_probability, "noise probability", 0, 1)
+        for name in ("l2_lambda", "l2sp_alpha", "l2sp_beta", "weight_decay"):
+            number(getattr(self, name), name.replace("_", " "), 0, 1e3)
+        for name in ("warmup_fraction", "min_lr_fraction", "scale_jitter", "intensity_jitter"):
+            number(getattr(self, name), name.replace("_", " "), 0, 1)
+        number(self.patience, "patience", 0, 100_000, integer=True)
+        number(self.freeze_bn_below, "freeze BN below", 0, 4096, integer=True)
+        for name, hi in (("unfreeze_every", 100_000), ("cpu_threads", 1024)):
+            if getattr(self, name) is not None:
+                number(getattr(self, name), name.replace("_", " "), 1, hi, integer=True)
+        if self.steps_per_epoch is not None:
+            number(self.steps_per_epoch, "steps per epoch", 1, 10_000_000, integer=True)
+        lo, hi = (number(v, "dose range", 0, 1e9, lo_open=True) for v in self.dose_range)
+        if hi < lo:
+            raise TemzooError(f"dose range {lo:g}:{hi:g} is empty; give LO <= HI")
 
     @property
     def budget_epochs(self) -> int | None:

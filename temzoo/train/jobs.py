@@ -44,6 +44,9 @@ from temzoo.train.oom import is_oom, smaller_batch
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
+DAMAGED = "damaged"  # list_jobs' state for a folder whose status.json cannot be trusted (the reason is in error)
+_MAX_STATUS_BYTES = 1_000_000
+_PID_MAX = 1 << 22  # Linux's largest pid_max
 RESUMABLE = ("failed", "cancelled", "interrupted")
 DEFAULT_TARGET = "temzoo.train.loop:train"
 STATUS_FILE = "status.json"
@@ -52,6 +55,9 @@ METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "log.txt"
 CANCEL_FILE = "cancel"
 PID_FILE = "worker.pid"
+JOB_LOCK = "job.lock"  # flock held by whoever resumes the job, then by its worker for its whole life
+_LOCK_WAIT_S = 30.0  # how long a new worker waits for the resumer to hand the job lock over
+_RESUME_WAIT_S = 5.0  # how long resume waits for the previous holder (an exiting worker, another resumer)
 _POLL_S = 0.3
 _STARTING_GRACE_S = 60.0  # a job whose pid is not yet recorded counts as alive this long after submit
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -129,7 +135,9 @@ class JobHandle:
 def _write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
+        from temzoo.io.writers import _jsonable  # NaN/inf (a diverged loss) as null: never a non-finite number
+
+        tmp.write_text(json.dumps(_jsonable(obj), indent=1, default=str, allow_nan=False), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -139,10 +147,54 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def _read_json(path: Path) -> dict | None:
+    """A JSON object from a small regular file; None when missing, unreadable, too large or not an object."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not path.is_file() or path.stat().st_size > _MAX_STATUS_BYTES:
+            return None
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
+    return obj if isinstance(obj, dict) else None
+
+
+# status.json field -> (allowed types, may be None); numbers must also be finite
+_STATUS_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
+    "id": ((str,), False), "name": ((str,), False), "state": ((str,), False), "pid": ((int,), True),
+    "pid_start": ((str,), True), "device": ((str,), True), "submitted": ((int, float), False),
+    "started": ((int, float), True), "finished": ((int, float), True), "error": ((str,), True),
+    "result": ((str,), True), "batch_size": ((int,), True), "attempts": ((int,), False), "target": ((str,), False),
+    "zoo_dir": ((str,), True), "kind": ((str,), False), "extra": ((dict,), False),
+}
+
+
+def _status_problem(raw: dict) -> str | None:
+    """Why a status.json object cannot be trusted (wrong type, missing key, non-finite or absurd number), or None."""
+    import math
+
+    for key, (types, nullable) in _STATUS_TYPES.items():
+        if key not in raw:
+            if key in ("id", "name", "state"):
+                return f"has no {key!r}"
+            continue
+        v = raw[key]
+        if v is None and nullable:
+            continue
+        if isinstance(v, bool) or not isinstance(v, types):
+            return f"{key!r} is {type(v).__name__}, not {' or '.join(t.__name__ for t in types)}"
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"{key!r} is {v}"
+    if raw["state"] not in ACTIVE + FINISHED:
+        return f"state {str(raw['state'])[:40]!r} is not one of {', '.join(ACTIVE + FINISHED)}"
+    if raw.get("kind", "train") not in JOB_KINDS:
+        return f"kind {str(raw['kind'])[:40]!r} is not one of {', '.join(JOB_KINDS)}"
+    pid = raw.get("pid")
+    if pid is not None and not 0 < pid <= _PID_MAX:
+        return f"pid {pid} is not a process id"
+    if raw.get("batch_size") is not None and not 0 < raw["batch_size"] <= 1 << 20:
+        return f"batch size {raw['batch_size']} is out of range"
+    if not 0 <= raw.get("attempts", 0) <= 1 << 20:
+        return f"attempts {raw['attempts']} is out of range"
+    return None
 
 
 def job_dir(job: JobHandle | str | Path, root: str | Path | None = None) -> Path:
@@ -161,10 +213,21 @@ def job_dir(job: JobHandle | str | Path, root: str | Path | None = None) -> Path
 
 
 def _read_status(d: Path) -> JobStatus:
+    """The job's status; :class:`JobError` (one line, the reason) when status.json is missing or damaged."""
     raw = _read_json(d / STATUS_FILE)
     if raw is None:
-        raise JobError(f"job folder {d} has no readable status.json")
-    return JobStatus.from_dict(raw)
+        raise JobError(f"job folder {d.name}: status.json is missing, unreadable or not a JSON object")
+    problem = _status_problem(raw)
+    if problem:
+        raise JobError(f"job folder {d.name}: status.json {problem}")
+    st = JobStatus.from_dict(raw)
+    st.dir = str(d)  # the folder it was read from, whatever the file says
+    return st
+
+
+def damaged_status(d: Path, reason: str) -> JobStatus:
+    """How a job folder with a damaged status.json is listed: state ``damaged``, the reason in ``error``."""
+    return JobStatus(id=d.name, dir=str(d), name=d.name, state=DAMAGED, error=reason)
 
 
 def _write_status(st: JobStatus) -> None:
@@ -193,8 +256,10 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 
 
 def _pid_alive(pid: int | None, start: str | None = None) -> bool:
-    if not pid:
-        return False
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= _PID_MAX:
+        return False  # None, a damaged record, or -1/0 (which would signal whole process groups)
+    if start is not None and not isinstance(start, str):
+        start = str(start)
     try:  # reap our own finished children so they do not linger as zombies
         os.waitpid(pid, os.WNOHANG)
     except (ChildProcessError, OSError):
@@ -217,7 +282,7 @@ def _status_alive(st: JobStatus) -> bool:
     """Whether a job that says queued/running really has a live process."""
     if st.pid is None:
         launched = _read_json(Path(st.dir) / PID_FILE)
-        if launched and launched.get("pid"):
+        if launched and isinstance(launched.get("pid"), int):
             return _pid_alive(launched["pid"], launched.get("pid_start"))
         return time.time() - (st.submitted or 0) < _STARTING_GRACE_S
     return _pid_alive(st.pid, st.pid_start)
@@ -275,7 +340,7 @@ def _first_live_entry(queue: Path) -> str | None:
     """Job dir of the oldest live queue entry; stale entries (finished or dead jobs) are removed on the way."""
     for e in sorted(queue.glob("*.json")):
         info = _read_json(e)
-        d = Path(info["dir"]) if info and info.get("dir") else None
+        d = Path(info["dir"]) if info and isinstance(info.get("dir"), str) and info["dir"] else None
         try:
             alive = d is not None and _refresh(d).active
         except JobError:
@@ -368,6 +433,15 @@ def status(job: JobHandle | str | Path, root: str | Path | None = None) -> JobSt
     return _refresh(job_dir(job, root))
 
 
+def describe(job: JobHandle | str | Path, root: str | Path | None = None) -> JobStatus:
+    """:func:`status` for pages and listings: a damaged or vanished job folder comes back as state ``damaged``
+    with the reason in ``error`` instead of raising, so one bad folder never takes a page down."""
+    try:
+        return status(job, root)
+    except (JobError, OSError) as err:
+        return damaged_status(Path(job.dir if isinstance(job, JobHandle) else job), str(err))
+
+
 def list_jobs(root: str | Path | None = None) -> list[JobStatus]:
     """All jobs under ``root`` (default ``jobs_dir()``), oldest first. Finds them again after an app restart."""
     d = Path(root) if root is not None else paths.jobs_dir()
@@ -375,11 +449,11 @@ def list_jobs(root: str | Path | None = None) -> list[JobStatus]:
         return []
     out = []
     for sub in d.iterdir():
-        if sub.is_dir() and (sub / STATUS_FILE).is_file():
+        if sub.is_dir() and not sub.name.startswith(".") and os.path.lexists(sub / STATUS_FILE):
             try:
                 out.append(_refresh(sub))
-            except JobError:
-                continue  # a folder whose status is unreadable is skipped, not fatal for the listing
+            except (JobError, OSError) as err:  # listed as damaged with its reason; the other jobs still list
+                out.append(damaged_status(sub, str(err)))
     return sorted(out, key=lambda s: s.submitted)
 
 
@@ -387,7 +461,7 @@ def read_metrics(job: JobHandle | str | Path, root: str | Path | None = None) ->
     """The per-epoch records so far (a line being written right now is skipped)."""
     p = job_dir(job, root) / METRICS_FILE
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()  # a damaged byte costs its line only
     except OSError:
         return []
     out = []
@@ -456,9 +530,41 @@ def cancel(job: JobHandle | str | Path, wait_s: float = 0.0, root: str | Path | 
     return st
 
 
+def _lock_job(d: Path, wait_s: float = 0.0) -> int | None:
+    """Take the job's flock (``job.lock``); the fd, or None when another live process holds it. The kernel drops
+    the lock when its holder dies, so a killed worker never blocks a resume."""
+    import fcntl
+
+    try:
+        fd = os.open(d / JOB_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise JobError(f"cannot lock the job folder {d}: {err.strerror or err}") from None
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.time() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.05)
+
+
 def resume(job: JobHandle | str | Path, root: str | Path | None = None) -> JobHandle:
-    """Restart a failed, cancelled or interrupted job from its last checkpoint (``workdir/last``); queues it again."""
+    """Restart a failed, cancelled or interrupted job from its last checkpoint (``workdir/last``); queues it again.
+    Two resumes at once (two tabs, two processes) start one worker: the job lock refuses the second."""
     d = job_dir(job, root)
+    fd = _lock_job(d, _RESUME_WAIT_S)  # a finished worker may still be exiting (it holds the lock until it has)
+    if fd is None:
+        raise JobError(f"job {d.name} is already being resumed or run by another process; wait for it")
+    try:
+        return _resume_locked(d)
+    finally:
+        os.close(fd)  # the new worker takes the lock over
+
+
+def _resume_locked(d: Path) -> JobHandle:
     st = _refresh(d)
     if st.active:
         raise JobError(f"job {st.id} is still {st.state}; cancel it first or wait for it")
@@ -487,6 +593,13 @@ def wait(job: JobHandle | str | Path, timeout: float | None = None, root: str | 
         time.sleep(_POLL_S)
 
 
+def _finite(v: Any) -> float | None:
+    import math
+
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
+
+
 def eta_seconds(job: JobHandle | str | Path, root: str | Path | None = None) -> float | None:
     """Rough time left for a running job, from its budget (minutes and/or epochs) and the epochs done so far."""
     d = job_dir(job, root)
@@ -495,13 +608,15 @@ def eta_seconds(job: JobHandle | str | Path, root: str | Path | None = None) -> 
         return None
     cfg = read_config(d)
     guesses = []
-    if cfg.get("minutes"):
-        guesses.append(max(0.0, float(cfg["minutes"]) * 60 - (time.time() - st.started)))
+    minutes, epochs = _finite(cfg.get("minutes")), _finite(cfg.get("epochs"))  # config.json may be damaged
+    if minutes:
+        guesses.append(max(0.0, minutes * 60 - (time.time() - st.started)))
     recs = read_metrics(d)
-    if cfg.get("epochs") and recs:
-        done = max(int(recs[-1].get("epoch", len(recs))), len(recs))
+    if epochs and recs:
+        epoch = recs[-1].get("epoch")
+        done = max(epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else 0, len(recs))
         per_epoch = (time.time() - st.started) / max(len(recs), 1)
-        guesses.append(max(0.0, (int(cfg["epochs"]) - done) * per_epoch))
+        guesses.append(max(0.0, (epochs - done) * per_epoch))
     return min(guesses) if guesses else None
 
 
@@ -528,17 +643,54 @@ def _device_line(pref: str) -> str:
     return describe_device() if dev.type == "cuda" else "cpu"
 
 
-def _install_result(result: Path, st: JobStatus) -> Path:
-    """Copy the result folder into the local zoo under a free name (copied to a temp name, then renamed)."""
+def _fault_point(name: str) -> None:
+    """Tests kill the real worker at a named point (``TEMZOO_KILL_AT=<name>``): SIGKILL, exactly as a crash."""
+    if os.environ.get("TEMZOO_KILL_AT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _installed(st: JobStatus) -> Path | None:
+    """The local-zoo folder this job already installed (a kill after the rename, before ``done``), else None."""
+    from temzoo.io.outputs import read_marker
+
+    dest = st.extra.get("install_to") if isinstance(st.extra, dict) else None
+    if not isinstance(dest, str) or not Path(dest).is_dir():
+        return None
+    rec = read_marker(Path(dest))
+    return Path(dest) if rec and rec.get("kind") == "model" and rec.get("job") == st.id else None
+
+
+def _install_result(result: Path, st: JobStatus, d: Path) -> Path:
+    """Copy the result folder into the local zoo under a free name: into a temporary sibling, then one rename.
+
+    Idempotent across kills: the chosen name is recorded in ``status.extra["install_to"]`` before the copy, the
+    installed folder's marker names the job, and a resumed worker reuses both (no second copy, no leftovers)."""
+    from temzoo.io.outputs import recover, sibling, write_marker
+
+    done = _installed(st)
+    if done is not None:
+        return done
     zoo = Path(st.zoo_dir or paths.local_zoo_dir())
     zoo.mkdir(parents=True, exist_ok=True)
-    dest, n = zoo / st.name, 2
-    while dest.exists():
-        dest, n = zoo / f"{st.name}-{n}", n + 1
-    tmp = zoo / f".{dest.name}.{os.getpid()}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(result, tmp)
-    os.replace(tmp, dest)
+    dest = Path(st.extra["install_to"]) if isinstance(st.extra.get("install_to"), str) else None
+    if dest is None or dest.parent != zoo or os.path.lexists(dest):
+        dest, n = zoo / st.name, 2
+        while os.path.lexists(dest):
+            dest, n = zoo / f"{st.name}-{n}", n + 1
+        st = _update_status(d, extra={**st.extra, "install_to": str(dest)})
+    recover(dest)  # the temporary copy of an attempt killed mid-install
+    tmp = sibling(dest)
+    try:
+        shutil.copytree(result, tmp, dirs_exist_ok=True)
+        write_marker(tmp, "model", {"job": st.id})
+        _fault_point("install-copied")
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fault_point("installed")
     return dest
 
 
@@ -586,15 +738,26 @@ def _run_kind(d: Path, st: JobStatus, cancelled, log) -> Path | None:
     if st.kind == "batch":  # target: temzoo.batch:run_job (named, not imported: batch submits through this module)
         out = _load_target(st.target)(_read_json(d / CONFIG_FILE) or {}, d, should_stop=cancelled, log=log)
         return None if cancelled() else Path(out)
-    result = _train_with_oom_retry(d, st, cancelled, log)
-    if cancelled():
-        return None
-    return _install_result(result, _read_status(d))
+    done = _installed(st)
+    if done is not None:  # a kill came after the install and before "done": nothing left to do
+        log(f"already installed as {done}")
+        return done
+    result = d / "result"
+    if not (st.extra.get("trained") and (result / "model.safetensors").is_file()):
+        result = _train_with_oom_retry(d, st, cancelled, log)
+        if cancelled():
+            return None
+        st = _update_status(d, extra={**_read_status(d).extra, "trained": True})
+    return _install_result(result, _read_status(d), d)
 
 
 def run_worker(d: str | Path) -> int:
     """The job process: wait for the queue, train, install the result, record the outcome in status.json."""
     d = Path(d)
+    job_fd = _lock_job(d, _LOCK_WAIT_S)
+    if job_fd is None:  # another worker owns this job: leave it (and its status) alone
+        print(f"job {d.name}: another worker runs it; this one exits", flush=True)
+        return 0
     st = _read_status(d)
     info = _proc_stat(os.getpid())
     st = _update_status(d, pid=os.getpid(), pid_start=info[1] if info else None, state="queued")
@@ -638,6 +801,7 @@ def run_worker(d: str | Path) -> int:
     finally:
         _dequeue(st.id, queue)
         os.close(fd)  # releases the flock: the next queued job starts
+        os.close(job_fd)  # the outcome is recorded: the job may be resumed now
 
 
 if __name__ == "__main__":

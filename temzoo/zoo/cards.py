@@ -304,6 +304,13 @@ def write_card(folder: str | Path, text: str) -> Path:
             "the card needs its YAML header with 'library_name: segmentation-models-pytorch' and the 'temzoo' tag; "
             "keep the header between the '---' lines"
         )
+    import os
+
+    from temzoo.paths import bundled_zoo_dir
+
+    real, bundled = Path(os.path.realpath(folder)), Path(os.path.realpath(bundled_zoo_dir()))
+    if real == bundled or bundled in real.parents:
+        raise ModelError(f"{folder} is a bundled model; temzoo never writes there: save the card of your own copy")
     p = Path(folder) / CARD_FILE
     tmp = p.with_name(f".{CARD_FILE}.tmp")
     tmp.write_text(text, encoding="utf-8")

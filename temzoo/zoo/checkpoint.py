@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,12 @@ def save_checkpoint(model, folder: str | Path, meta: TemzooMeta, card: str | Non
     Everything is written into a temporary sibling folder that replaces ``folder`` in one rename, so a crash or a
     full disk never leaves a half-written checkpoint. The model is not modified (a CPU copy of the weights is saved).
     """
+    from temzoo.io.outputs import swap_in
+
     folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG_FILE).is_file():
+        raise ModelError(f"{folder} is not empty and is not a checkpoint; temzoo never replaces other files: "
+                         "give a new folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -84,7 +90,7 @@ def save_checkpoint(model, folder: str | Path, meta: TemzooMeta, card: str | Non
             card = _default_card(model, meta, config, folder.name)
         if card is not None:
             (tmp / CARD_FILE).write_text(card)
-        _replace_dir(tmp, folder)
+        swap_in(tmp, folder)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelError(f"could not write checkpoint to {folder}: {err.strerror or err}; free space or pick another folder") from None
@@ -119,15 +125,20 @@ def _default_card(model, meta: TemzooMeta, config: dict, name: str) -> str | Non
         return None
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``; an existing ``dst`` is swapped out first and removed after."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _require_regular_files(folder: Path) -> None:
+    """Refuse a checkpoint whose files are FIFOs, devices or folders: opening a FIFO would block forever."""
+    from temzoo.errors import ReadError
+    from temzoo.io.untrusted import require_regular, shown
+
+    for name in (CONFIG_FILE, WEIGHTS_FILE, META_FILE):
+        if not os.path.lexists(folder / name):
+            continue
+        try:
+            st = require_regular(folder / name, "checkpoint file")
+        except ReadError as err:
+            raise ModelError(str(err)) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelError(f"{shown(folder / name)} is a folder, not a checkpoint file")
 
 
 def load_checkpoint(folder: str | Path, model_id: str = "") -> Checkpoint:
@@ -138,6 +149,7 @@ def load_checkpoint(folder: str | Path, model_id: str = "") -> Checkpoint:
     refuse_pickles(folder)
     if not (folder / WEIGHTS_FILE).exists() or not (folder / CONFIG_FILE).exists():
         raise ModelError(f"{folder} is not a checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+    _require_regular_files(folder)
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
     except json.JSONDecodeError as err:

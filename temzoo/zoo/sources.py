@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temzoo.errors import ModelError
+from temzoo.errors import ModelError, TemzooError
 from temzoo.paths import bundled_zoo_dir, local_zoo_dir
-from temzoo.zoo.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, Checkpoint, load_checkpoint, read_meta
+from temzoo.zoo.checkpoint import (CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, Checkpoint, _require_regular_files,
+                                   load_checkpoint, read_meta)
 from temzoo.zoo.registry import RegistryEntry, load_registry
 
 SOURCES = ("bundled", "local", "cache", "hub")
@@ -44,6 +45,7 @@ class ZooModel:
     registered: bool = False  # listed in the registry
     default_base: bool = False  # the registry's recommended base for fine-tuning
     extra: dict = field(default_factory=dict)
+    damaged: str | None = None  # why the folder cannot be used (listed with include_damaged=True, never offered)
 
     @property
     def card(self) -> str | None:
@@ -119,10 +121,39 @@ def _card_tags(folder: Path) -> tuple[str, ...]:
 
 
 def _from_folder(mid: str, source: str, folder: Path, entry: RegistryEntry | None) -> ZooModel:
+    """The listing of one checkpoint folder; a damaged one (junk temzoo.json, a FIFO, absurd values) is listed as
+    damaged with its reason: one bad folder never takes a listing (or a page) down."""
     try:
-        meta = read_meta(folder)
-    except ModelError:
-        meta = None
+        return _describe_folder(mid, source, folder, entry)
+    except Exception as err:  # noqa: BLE001 - see docstring; the reason is shown in one line
+        reason = str(err) if isinstance(err, TemzooError) else f"{type(err).__name__}: {err}"
+        reason = " ".join(reason.split())[:240]
+        return ZooModel(id=mid, source=source, path=folder, registered=entry is not None, damaged=reason,
+                        description=f"damaged: {reason}", hub_repo=entry.hub_repo if entry else None)
+
+
+def _check_listed(folder: Path, meta) -> None:
+    """What the listing and the pages rely on: regular files (a FIFO would block), a finite positive pixel size,
+    class names as strings."""
+    import math
+
+    if (folder / CARD_FILE).exists() and not (folder / CARD_FILE).is_file():
+        raise ModelError(f"{folder / CARD_FILE} is not a regular file")
+    px = meta.pixel_size_nm
+    if px is not None and (isinstance(px, bool) or not isinstance(px, (int, float)) or not math.isfinite(px)
+                           or px <= 0):
+        raise ModelError(f"temzoo.json has pixel size {str(px)[:40]!r}; it must be a positive number or null")
+    names = meta.class_names
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ModelError("temzoo.json class_names must be a list of names")
+    if meta.task not in ("segmentation", "denoising"):
+        raise ModelError(f"temzoo.json task {str(meta.task)[:40]!r} is not segmentation or denoising")
+
+
+def _describe_folder(mid: str, source: str, folder: Path, entry: RegistryEntry | None) -> ZooModel:
+    _require_regular_files(folder)  # before any read: a FIFO temzoo.json would block the listing forever
+    meta = read_meta(folder)
+    _check_listed(folder, meta)
     return ZooModel(
         id=mid,
         source=source,
@@ -149,11 +180,19 @@ def _local_folder(entry: RegistryEntry, source: str) -> Path | None:
     return p if is_checkpoint_dir(p) else None
 
 
-def list_models(hub: bool | None = None, registry: str | Path | None = None) -> list[ZooModel]:
+def list_models(hub: bool | None = None, registry: str | Path | None = None,
+                include_damaged: bool = False) -> list[ZooModel]:
     """Every model available now: registry entries first (default base first), then local, cached and Hub extras.
 
     ``hub``: include the Hub (None: only when online; the probe takes at most ~1 s and offline costs nothing).
+    ``include_damaged``: also the folders that cannot be used (``damaged`` says why); hidden folders (temporaries
+    such as a killed install's) are never models.
     """
+    out = _list_all(hub, registry)
+    return out if include_damaged else [m for m in out if m.damaged is None]
+
+
+def _list_all(hub: bool | None, registry: str | Path | None) -> list[ZooModel]:
     from temzoo.zoo import network
 
     entries = load_registry(registry)
@@ -185,7 +224,7 @@ def list_models(hub: bool | None = None, registry: str | Path | None = None) -> 
             seen_repos.add(e.hub_repo)
         if model is None:
             continue  # declared but not available from any source yet
-        model.default_base = not out and e is entries[0]
+        model.default_base = not out and e is entries[0] and model.damaged is None
         out.append(model)
         if model.path is not None:
             seen_paths.add(model.path.resolve())
@@ -193,7 +232,8 @@ def list_models(hub: bool | None = None, registry: str | Path | None = None) -> 
     lz = local_zoo_dir()
     if lz.is_dir():
         for p in sorted(lz.iterdir()):
-            if is_checkpoint_dir(p) and p.name not in ids and p.resolve() not in seen_paths:
+            if not p.name.startswith(".") and is_checkpoint_dir(p) and p.name not in ids \
+                    and p.resolve() not in seen_paths:
                 out.append(_from_folder(p.name, "local", p, None))
     for repo_id, folder in cached.items():
         if repo_id not in seen_repos:
