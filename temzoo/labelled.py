@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from temzoo.errors import DataError
-from temzoo.io.masks import MASK_SUFFIXES, read_coco, read_mask, read_yolo_seg
+from temzoo.io.masks import MASK_SUFFIXES, read_coco, read_mask, read_text_file, read_yolo_seg
 
 # Mask files may be named like the image or with one of these suffixes on the stem (drawing tools add them).
 MASK_STEM_SUFFIXES = ("", "_mask", "-mask", ".mask", "_label", "_labels", "_gt")
@@ -118,7 +118,8 @@ def _yolo(files: list[Path], labels: Path) -> Pairing:
     out = Pairing([(p, txt[p.stem]) for p in files if p.stem in txt], f"YOLO-seg labels ({labels.name})")
     names_file = labels / "classes.txt"
     if names_file.exists():
-        out.class_names = ["background"] + [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
+        text = read_text_file(names_file, "class names file")
+        out.class_names = ["background"] + [ln.strip() for ln in text.splitlines() if ln.strip()]
     return out
 
 
