@@ -26,6 +26,7 @@ MAX_CLASSES = 64
 _LOSSY = (".jpg", ".jpeg")
 # Bounds checked on declared sizes before anything is allocated (a 16k x 16k mask is 256 MB as uint8).
 MAX_MASK_PIXELS = 2**28
+MAX_MASK_SIDE = 2**20
 MAX_COCO_PIXELS = 2**31  # all masks of one COCO file together
 MAX_LABEL_FILE_BYTES = 512 * 2**20  # a COCO json or YOLO txt
 
@@ -426,8 +427,8 @@ def _coco_images(entries: list, name: str) -> tuple[dict[int | str, _CocoImage],
         if not isinstance(fname, str) or not Path(fname).name:
             raise DataError(f"{where}: file_name must be a file name, got {_show(fname)}")
         file = Path(fname).name
-        h = _json_int(im["height"], f"{where}: height", 1)
-        w = _json_int(im["width"], f"{where}: width", 1)
+        h = _json_int(im["height"], f"{where}: height", 1, MAX_MASK_SIDE)
+        w = _json_int(im["width"], f"{where}: width", 1, MAX_MASK_SIDE)
         if h * w > MAX_MASK_PIXELS:
             raise DataError(f"{where}: {w}x{h} pixels is more than temzoo reads as a mask ({MAX_MASK_PIXELS} pixels)")
         rec = by_file.setdefault(file, _CocoImage(file, h, w))
@@ -484,7 +485,7 @@ def _rle_counts(seg: dict, where: str, img: _CocoImage) -> np.ndarray:
         raise DataError(f"{where} uses compressed RLE; export polygons or uncompressed RLE instead")
     if not isinstance(counts, list) or not isinstance(size, list) or len(size) != 2:
         raise DataError(f"{where}: an RLE needs 'counts' (a list of run lengths) and 'size' [height, width]")
-    h, w = (_json_int(v, f"{where}: RLE size", 1) for v in size)
+    h, w = (_json_int(v, f"{where}: RLE size", 1, MAX_MASK_SIDE) for v in size)
     if (h, w) != (img.h, img.w):
         raise DataError(f"{where}: RLE size {h}x{w} (height x width) differs from image {shown(img.file)} "
                         f"{img.h}x{img.w}")
