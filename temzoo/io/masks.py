@@ -9,6 +9,7 @@ neither binary nor small class indices, RGB masks with different channels, polyg
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -78,12 +79,19 @@ def _read_tiff_mask(path: Path) -> np.ndarray:
 
     from temzoo.io.untrusted import check_declared_tiff
 
-    check_declared_tiff(path, lazy=False, budget=MAX_MASK_PIXELS * 8)
-    with tifffile.TiffFile(path) as tif:
-        if len(tif.series) != 1 or len(tif.series[0].pages) != 1:
-            raise DataError(f"mask {shown(path.name)} holds {len(tif.pages)} images; a mask is one 2D image")
-        page = tif.series[0].pages[0]
-        arr = np.asarray(page.asarray())
+    # tifffile logs damaged tags on stderr before raising; the user gets the one DataError line instead.
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL + 1)
+    try:
+        check_declared_tiff(path, lazy=False, budget=MAX_MASK_PIXELS * 8)
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.series) != 1 or len(tif.series[0].pages) != 1:
+                raise DataError(f"mask {shown(path.name)} holds {len(tif.pages)} images; a mask is one 2D image")
+            page = tif.series[0].pages[0]
+            arr = np.asarray(page.asarray())
+    finally:
+        log.setLevel(level)
     _check_decoded(arr, (int(page.imagelength), int(page.imagewidth)), path.name)
     return arr
 
