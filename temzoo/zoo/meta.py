@@ -207,7 +207,7 @@ def meta_from_dict(d: Any, where: str = META_FILE) -> TemzooMeta:
         _check_strings(known, "class_kinds", where, 0, 255, CLASS_KINDS)
     known["normalization"] = _check_norm(known.get("normalization"), where)
     for name, lo, hi in (("tile_size", 16, 16384), ("receptive_field_px", 0, 10**6), ("format_version", 1, 10**6)):
-        if known.get(name) is not None:
+        if name in known and (known[name] is not None or name != "receptive_field_px"):
             known[name] = int(_num(known[name], name, where, lo, hi, integer=True))
     if "input_downsample" in known:
         known["input_downsample"] = float(_num(known["input_downsample"], "input_downsample", where, 0, 1000,
