@@ -74,16 +74,30 @@ def mask_pairs(images: str | Path, masks: str | Path) -> list[tuple[Path, Path]]
 
 
 def sidecar_pixel_sizes(images: str | Path) -> dict[str, float]:
-    """Pixel sizes recorded by the Label page in ``labelset.json`` beside ``images/`` (its PNGs carry none)."""
+    """Pixel sizes recorded by the Label page in ``labelset.json`` beside ``images/`` (its PNGs carry none).
+
+    An unreadable file counts as absent; a recorded value that is not a usable pixel size (NaN, infinite,
+    negative, text) is refused in one line naming the file and the image, never carried into a model.
+    """
     import json
+
+    from temzoo.errors import DataError, ReadError
+    from temzoo.io.units import check_pixel_size
+    from temzoo.io.untrusted import read_small, shown
 
     p = Path(images).parent / "labelset.json"
     try:
-        items = json.loads(p.read_text(encoding="utf-8")).get("items", {}) if p.is_file() else {}
-        return {str(k): float(v["pixel_size_nm"]) for k, v in items.items()
-                if isinstance(v, dict) and v.get("pixel_size_nm")}
-    except (OSError, ValueError, TypeError, AttributeError):
+        items = json.loads(read_small(p, "labelset.json").decode("utf-8")).get("items", {}) if p.is_file() else {}
+        items = {str(k): v for k, v in items.items() if isinstance(v, dict) and v.get("pixel_size_nm") is not None}
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError, ReadError):
         return {}
+    out = {}
+    for k, v in items.items():
+        try:
+            out[k] = check_pixel_size(v["pixel_size_nm"], f"pixel size of {k}")
+        except DataError as err:
+            raise DataError(f"{shown(p)}: {err}; fix or remove that entry") from None
+    return out
 
 
 @dataclass

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from temzoo.commands._args import add_pixel_size_argument
+from temzoo.validate import arg_number
 
 EXPLAIN_METHODS = ("integrated-gradients", "occlusion", "gradcam", "fourier")
 
@@ -25,21 +26,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="zoo id, checkpoint folder or Hub repo id")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--tta", action="store_true", help="average over the 8 rotations/flips (adds tta_spread)")
-    p.add_argument("--mc-dropout", type=int, default=0, metavar="N", help="Monte-Carlo dropout passes (0 = off)")
+    p.add_argument("--mc-dropout", type=arg_number(0, 1000, integer=True), default=0, metavar="N", help="Monte-Carlo dropout passes (0 = off)")
     p.add_argument("--explain", choices=EXPLAIN_METHODS, default=None, metavar="METHOD",
                    help=f"also write importance.tif: {', '.join(EXPLAIN_METHODS)}")
-    p.add_argument("--image-index", type=int, default=None, metavar="K",
+    p.add_argument("--image-index", type=arg_number(0, 1_000_000, integer=True), default=None, metavar="K",
                    help="which image in the file (numbering as 'inspect' shows it); default: the first")
-    p.add_argument("--frame", type=int, default=0, help="frame of a stack (default 0)")
+    p.add_argument("--frame", type=arg_number(0, 10_000_000, integer=True), default=0, help="frame of a stack (default 0)")
     add_pixel_size_argument(p, "pixel size of the image in nm (for files without one; overrides the file's): "
                                "sizes in particles.csv are then in nm and the image is resampled to the model's")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     b = p.add_argument_group("batch")
     b.add_argument("--all-frames", action="store_true",
                    help="a batch even for one file: every frame of a stack gets its own bundle (and the series)")
-    b.add_argument("--workers", type=int, default=0, metavar="N",
+    b.add_argument("--workers", type=arg_number(0, 256, integer=True), default=0, metavar="N",
                    help="run on a local dask.distributed cluster of N worker processes (0: in this process)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=arg_number(1, 1024, integer=True), default=None, metavar="N",
                    help="torch threads per image (default: all cores in one process, cores/N with --workers N); "
                         "float maps are byte-identical between runs at the same value")
     b.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -51,16 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
     from temzoo.errors import TemzooError
     from temzoo.io import read_micrograph
+    from temzoo.io.untrusted import shown
     from temzoo.batch import predict_one, task_env
     from temzoo.predict import PredictOptions
     from temzoo.zoo import load_model
 
-    if args.mc_dropout < 0:
-        raise TemzooError(f"--mc-dropout must be >= 0, got {args.mc_dropout}")
-    if args.workers < 0 or args.workers > 256:
-        raise TemzooError(f"--workers must be between 0 and 256, got {args.workers}")
-    if args.threads is not None and not 1 <= args.threads <= 1024:
-        raise TemzooError(f"--threads must be between 1 and 1024, got {args.threads}")
     if _is_batch(args):
         return _run_batch(args)
     out = Path(args.out)
@@ -78,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise TemzooError(f"could not write to {out}: {err.strerror or err}; check the folder and free space") from None
     for line in dict.fromkeys(pred.warnings + domain.warnings):
-        sys.stderr.write(f"warning: {line}\n")
+        sys.stderr.write(f"warning: {shown(line)}\n")
     print(f"{len(bundle.table)} objects, foreground {100 * float((pred.mask > 0).mean()):.1f} %, "
           f"mean confidence {float(pred.confidence.mean()):.3f}, {pred.seconds:.2f} s -> {out / bundle.name}_*")
     return 0
@@ -98,6 +94,7 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     from temzoo.batch import BatchConfig, run_batch
     from temzoo.errors import TemzooError
+    from temzoo.io.untrusted import shown
 
     if args.explain or args.frame:
         raise TemzooError("--explain and --frame are for one image; a batch predicts every frame of every input")
@@ -119,12 +116,13 @@ def _run_batch(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     ok = len(res.rows) - len(res.failed)
+    if not ok:  # one error line (the contract), with the first reason; the rest are in summary.csv
+        first = f" ({shown(res.failed[0]['file'])}: {res.failed[0]['error']})" if res.failed else ""
+        raise TemzooError(f"no image could be predicted{first}; every reason is in {res.out / 'summary.csv'}")
     for row in res.failed:
-        sys.stderr.write(f"warning: {row['file']}: {row['error']}\n")
+        sys.stderr.write(f"warning: {shown(row['file'])}: {shown(row['error'])}\n")
     print(f"{ok} image(s) done ({res.skipped} from an earlier run), {len(res.failed)} failed -> "
           f"{res.out / 'summary.csv'}")
-    if not ok:
-        raise TemzooError(f"no image could be predicted; the reasons are in {res.out / 'summary.csv'}")
     return 0
 
 

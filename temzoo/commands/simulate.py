@@ -20,7 +20,10 @@ def parse_values(text: str, what: str) -> tuple[tuple[float, float] | None, tupl
             if hi < lo:
                 raise ValueError
             return (lo, hi), None
-        return None, tuple(float(x) for x in text.split(",") if x.strip())
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+        if not values:  # an empty --dose= would silently mean the default range
+            raise ValueError
+        return None, values
     except ValueError:
         raise DataError(f"--{what} {text!r} is not LO:HI or a comma-separated list of numbers") from None
 

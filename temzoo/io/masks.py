@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ _LOSSY = (".jpg", ".jpeg")
 MAX_MASK_PIXELS = 2**28
 MAX_MASK_SIDE = 2**20
 MAX_COCO_PIXELS = 2**31  # all masks of one COCO file together
-MAX_LABEL_FILE_BYTES = 512 * 2**20  # a COCO json or YOLO txt
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -39,25 +39,38 @@ def read_mask(path: str | Path) -> np.ndarray:
     are equal, masks drawn in the alpha channel only (see :func:`mask_to_classes`), JPEG masks (lossy: thresholded
     at half range, binary only), float TIFFs holding whole numbers, and DigitalMicrograph images (through
     :func:`temzoo.io.read_micrograph`). A file whose pixel data stops short of what its header declares is refused,
-    never padded.
+    never padded. Images are decoded in a child process under the time and memory limits of
+    :mod:`temzoo.io.untrusted` (a deflate TIFF can expand to gigabytes).
     """
+    from temzoo.io.untrusted import run_limited
+
     path = Path(path)
     _require_file(path, "mask")
     suffix = path.suffix.lower()
     try:
-        if suffix in (".tif", ".tiff"):
-            arr = _read_tiff_mask(path)
-        elif suffix in (".dm3", ".dm4"):
+        if suffix in (".dm3", ".dm4"):
             from temzoo.io import read_micrograph
 
             arr = np.asarray(read_micrograph(path).frame(0))
         else:
-            arr = _read_pil_mask(path)
+            arr = run_limited(_decode_mask, str(path), name=path.name, preload=["temzoo.io.masks"])[1][0]
     except TemzooError as err:
         raise DataError(str(err)) from None
-    except Exception as err:  # noqa: BLE001 - unreadable/corrupt file: one line naming it
-        raise DataError(f"cannot read mask {shown(path.name)}: {' '.join(str(err).split())[:160]}") from None
     return mask_to_classes(arr, name=shown(path.name), lossy=suffix in _LOSSY)
+
+
+def _decode_mask(path: str) -> tuple[dict, list[np.ndarray]]:
+    """The child's side of :func:`read_mask`: the raw array of a TIFF or a Pillow-readable image, checked."""
+    p = Path(path)
+    try:
+        arr = _read_tiff_mask(p) if p.suffix.lower() in (".tif", ".tiff") else _read_pil_mask(p)
+    except TemzooError:
+        raise
+    except Exception as err:  # noqa: BLE001 - unreadable/corrupt file: one line naming it
+        if isinstance(err, MemoryError):
+            raise  # the parent words it (memory limit)
+        raise DataError(f"cannot read mask {shown(p.name)}: {' '.join(str(err).split())[:160]}") from None
+    return {}, [arr]
 
 
 def _require_file(path: Path, what: str) -> None:
@@ -371,15 +384,27 @@ class _CocoImage:
 
 def _load_json(path: Path, what: str) -> Any:
     """Parse a label JSON: bounded size, UTF-8, no NaN/Infinity, nesting bombs refused; one DataError line."""
-    _require_file(path, what)
-    if path.stat().st_size > MAX_LABEL_FILE_BYTES:
-        raise DataError(f"{what} {shown(path.name)} is larger than {MAX_LABEL_FILE_BYTES // 2**20} MB; is it the right file?")
+    raw = _read_small(path, what)
     try:
-        return json.loads(path.read_bytes(), parse_constant=_refuse_constant)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError:
         raise DataError(f"cannot read {what} {shown(path.name)}: it is nested too deeply (corrupt or crafted)") from None
-    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DataError(f"cannot read {what} {shown(path.name)}: {' '.join(str(err).split())[:160]}") from None
+
+
+def _read_small(path: Path, what: str) -> bytes:
+    """:func:`temzoo.io.untrusted.read_small` (regular file, bounded size) with its refusal as a DataError."""
+    from temzoo.io.untrusted import read_small
+
+    if not os.path.lexists(path):
+        raise DataError(f"{what} {shown(path)} does not exist; check the path")
+    try:
+        return read_small(path, what)
+    except TemzooError as err:
+        raise DataError(str(err)) from None
+    except OSError as err:
+        raise DataError(f"cannot read {what} {shown(path.name)}: {err.strerror or err}") from None
 
 
 def _refuse_constant(word: str) -> None:
@@ -525,15 +550,10 @@ def _rle_counts(seg: dict, where: str, img: _CocoImage) -> np.ndarray:
 def read_text_file(path: str | Path, what: str) -> str:
     """A label text file (YOLO labels, class names) as UTF-8 text; bounded size; one DataError line otherwise."""
     path = Path(path)
-    _require_file(path, what)
-    if path.stat().st_size > MAX_LABEL_FILE_BYTES:
-        raise DataError(f"{what} {shown(path.name)} is larger than {MAX_LABEL_FILE_BYTES // 2**20} MB")
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return _read_small(path, what).decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(f"{what} {shown(path.name)} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
-    except OSError as err:
-        raise DataError(f"cannot read {what} {shown(path.name)}: {err.strerror or err}") from None
 
 
 def read_yolo_seg(path: str | Path, shape: tuple[int, int]) -> np.ndarray:

@@ -171,7 +171,9 @@ def _scan_limited(p: Path, fmt: str, lazy: bool | None) -> ReadResult:
     Lazy (dask) entries cannot cross the process boundary: when the child finds one, its headers have been parsed
     safely there, so the parent opens the file again in-process (only headers and frame 0 are read).
     """
-    header, arrays = untrusted.run_limited(_scan_payload, str(p), fmt, lazy, name=p.name)
+    _warm(p.suffix.lower())
+    header, arrays = untrusted.run_limited(_scan_payload, str(p), fmt, lazy, name=p.name,
+                                           preload=PRELOAD_MODULES)
     if header.get("lazy"):
         return _scan_raw(p, fmt, lazy)
     result = ReadResult(micrographs=[], source=str(p), format=fmt,
@@ -181,6 +183,36 @@ def _scan_limited(p: Path, fmt: str, lazy: bool | None) -> ReadResult:
             data=data, pixel_size_nm=d["pixel_size_nm"], metadata=d["metadata"], source=str(p), index=d["index"],
             title=d["title"], original_dtype=d["original_dtype"], reciprocal=d["reciprocal"]))
     return result
+
+
+# What HyperSpy imports on a format's first read (~2 s cold: its signal classes, dask, distributed, zarr and the
+# RosettaSciIO plugin). The parent imports it before forking the parse, so every child starts warm (a child's own
+# imports die with it); a fork server imports all of it once (PRELOAD_MODULES).
+_EMD = ("rsciio.emd._api", "rsciio.utils._units", "h5py", "pint")
+_READER_MODULES = {".dm3": ("rsciio.digitalmicrograph._api",), ".dm4": ("rsciio.digitalmicrograph._api",),
+                   ".emd": _EMD, ".ser": ("rsciio.tia._api",), ".emi": ("rsciio.tia._api",),
+                   ".mrc": ("rsciio.mrc._api",), ".tif": ("rsciio.tiff._api",), ".tiff": ("rsciio.tiff._api",)}
+_HYPERSPY_MODULES = ["hyperspy.api", "hyperspy.io", "hyperspy.signals", "hyperspy._signals.signal2d",
+                     "hyperspy._signals.lazy_signal2d", "dask.array", "distributed", "zarr"]
+PRELOAD_MODULES = ["temzoo.io.readers", "temzoo.io.masks", "tifffile", "PIL.Image", *_HYPERSPY_MODULES,
+                   *sorted({m for mods in _READER_MODULES.values() for m in mods})]
+
+
+def _warm(ext: str) -> None:
+    """Import what parsing a file with extension ``ext`` needs, here in the parent (see _READER_MODULES)."""
+    import importlib
+
+    if ext in PIL_EXTENSIONS or ext not in _READER_MODULES:
+        import PIL.Image  # noqa: F401
+        return
+    _hyperspy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in (*_HYPERSPY_MODULES, *_READER_MODULES[ext]):
+            try:
+                importlib.import_module(name)
+            except ImportError:  # an optional part missing: the child imports (or misses) it itself
+                pass
 
 
 def _scan_payload(path: str, fmt: str, lazy: bool | None) -> untrusted.Payload:
@@ -473,9 +505,10 @@ def _classify(
                 "frame per page, or split the stack"
             )
         data = da.asarray(s.data).astype(np.float32)
-        _check_finite(np.asarray(data[0]), "frame 0")  # a full scan would read the whole stack
+        # a full scan would read the whole stack; no dask thread pool (a process with threads cannot fork safely)
+        _check_finite(np.asarray(data[0].compute(scheduler="synchronous")), "frame 0")
     else:
-        arr = np.asarray(s.data.compute() if _is_dask(s.data) else s.data)
+        arr = np.asarray(s.data.compute(scheduler="synchronous") if _is_dask(s.data) else s.data)
         arr, note = _to_grey(arr, channels_last=False)
         if note:
             meta["colour"] = note

@@ -103,8 +103,10 @@ def check_pixel_size(value: object, what: str = "pixel size") -> float:
     from temzoo.errors import DataError
 
     try:
+        if isinstance(value, bool):  # float(True) is 1.0: a JSON true is not a pixel size
+            raise TypeError
         v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"{what} must be a number of nm per pixel, got {value!r}") from None
     lo, hi = PIXEL_SIZE_RANGE_NM
     if not math.isfinite(v) or v <= 0:

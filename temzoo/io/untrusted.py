@@ -85,6 +85,21 @@ def require_regular(path: str | os.PathLike, what: str = "file") -> os.stat_resu
     return st
 
 
+def read_small(path: str | os.PathLike, what: str, limit: int = 256 * 2**20) -> bytes:
+    """The bytes of a small text file (COCO json, YOLO labels, a sidecar): a regular file of at most ``limit`` bytes.
+
+    A FIFO would block the read forever and a multi-GB "json" would be read whole, so both are refused first.
+    """
+    st = require_regular(path, what)
+    if stat.S_ISDIR(st.st_mode):
+        raise ReadError(f"{what} {shown(path)} is a folder, not a file")
+    if st.st_size > limit:
+        raise ReadError(f"{what} {shown(path)} is {st.st_size / 2**20:.0f} MB, more than temzoo reads as one label "
+                        f"file ({limit / 2**20:.0f} MB)")
+    with open(path, "rb") as f:
+        return f.read(limit + 1)[:limit]
+
+
 # ------------------------------------------------------------------------------------------------ declared sizes
 
 
@@ -125,12 +140,13 @@ def check_declared_tiff(path: Path, *, lazy: bool | None, budget: int | None = N
 
 
 def run_limited(fn: Callable[..., Payload], *args: Any, name: str = "the file",
-                seconds: float | None = None, memory: int | None = None) -> Payload:
+                seconds: float | None = None, memory: int | None = None, preload: list[str] | None = None) -> Payload:
     """``fn(*args)`` in a forked child under a time and memory limit; returns its ``(json_header, arrays)``.
 
     ``fn`` must be a module-level function returning a JSON-able dict and a list of NumPy arrays. A
     :class:`TemzooError` raised in the child is raised again here with its class and message; anything else (timeout,
-    out of memory, a crash) becomes one :class:`ReadError` line naming ``name``.
+    out of memory, a crash) becomes one :class:`ReadError` line naming ``name``. ``preload``: modules a fork server
+    (used when this process has threads) imports once for all its children.
     """
     if _IN_CHILD or os.environ.get("TEMZOO_SANDBOX") == "0":
         return fn(*args)
@@ -141,7 +157,7 @@ def run_limited(fn: Callable[..., Payload], *args: Any, name: str = "the file",
     method = "fork" if threading.active_count() == 1 else "forkserver"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["temzoo.io.readers", "temzoo.io.masks", "hyperspy.api", "tifffile", "PIL.Image"])
+        ctx.set_forkserver_preload(["temzoo.io.untrusted", *(preload or [])])
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, memory, seconds), daemon=True)
     proc.start()

@@ -61,6 +61,8 @@ class SimulationConfig:
         number(self.blur_px, "--blur-px", 0, 100)
         number(self.label_threshold_rad, "--label-threshold", 0, 2 * math.pi, lo_open=True)
         number(self.variants_per_field, "--variants", 1, 1000, integer=True)
+        number(self.oversample, "oversample", 1, 16, integer=True)
+        number(self.max_stacking_faults, "max stacking faults", 0, 100, integer=True)
         if self.aperture_mrad is not None:
             number(self.aperture_mrad, "aperture (mrad)", 0, 1000, lo_open=True)
         for v in self.dose_values or self.dose_range:
@@ -77,15 +79,6 @@ class SimulationConfig:
         for m in self.materials:
             if m not in MATERIALS:
                 raise DataError(f"unknown material {m!r}; choose from {', '.join(MATERIALS)}")
-        doses = self.dose_values or self.dose_range
-        if min(doses) <= 0:
-            raise DataError(f"doses must be > 0 e/A^2, got {list(doses)}")
-        if not self.pixel_size_nm > 0 or self.pixel_size_nm > 0.5:
-            raise DataError(f"pixel size must be in (0, 0.5] nm for lattice-resolved HRTEM, got {self.pixel_size_nm}")
-        if self.size_px < 32 or self.size_px > 4096:
-            raise DataError(f"image size must be 32..4096 px, got {self.size_px}")
-        if self.oversample < 1 or self.variants_per_field < 1:
-            raise DataError("oversample and variants per field must be at least 1")
         if self.image_format not in ("tif", "png"):
             raise DataError(f"image format must be 'tif' or 'png', got {self.image_format!r}")
 

@@ -108,18 +108,8 @@ class TrainConfig:
             raise TemzooError(f"unknown task {self.task!r}; choose segmentation or denoising")
         if self.loss not in LOSSES:
             raise TemzooError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise TemzooError(f"epochs must be at least 1 (got {self.epochs})")
-        if self.minutes is not None and not self.minutes > 0:
-            raise TemzooError(f"minutes must be positive (got {self.minutes})")
         if self.clock not in ("wall", "cpu"):
             raise TemzooError(f"unknown clock {self.clock!r}; use wall or cpu")
-        if self.batch_size < 1:
-            raise TemzooError(f"batch size must be at least 1 (got {self.batch_size})")
-        if self.tile_size < 16:
-            raise TemzooError(f"tile size must be at least 16 pixels (got {self.tile_size})")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise TemzooError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
         for name in ("pixel_size_nm", "target_pixel_size_nm"):
             v = getattr(self, name)
             if v is not None:
@@ -153,6 +143,10 @@ class TrainConfig:
         for name in ("warmup_fraction", "min_lr_fraction", "scale_jitter", "intensity_jitter"):
             number(getattr(self, name), name.replace("_", " "), 0, 1)
         number(self.patience, "patience", 0, 100_000, integer=True)
+        number(self.freeze_bn_below, "freeze BN below", 0, 4096, integer=True)
+        for name, hi in (("unfreeze_every", 100_000), ("cpu_threads", 1024)):
+            if getattr(self, name) is not None:
+                number(getattr(self, name), name.replace("_", " "), 1, hi, integer=True)
         if self.steps_per_epoch is not None:
             number(self.steps_per_epoch, "steps per epoch", 1, 10_000_000, integer=True)
         lo, hi = (number(v, "dose range", 0, 1e9, lo_open=True) for v in self.dose_range)

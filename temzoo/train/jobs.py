@@ -129,7 +129,9 @@ class JobHandle:
 def _write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
+        from temzoo.io.writers import _jsonable  # NaN/inf (a diverged loss) as null: never a non-finite number
+
+        tmp.write_text(json.dumps(_jsonable(obj), indent=1, default=str, allow_nan=False), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temzoo.errors import ModelError
+from temzoo.errors import ModelError, TemzooError
 from temzoo.preprocess import Normalization
 
 META_FILE = "temzoo.json"
@@ -81,7 +81,17 @@ class TemzooMeta:
         return Normalization.from_dict(self.normalization)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        """The temzoo.json text. Never a non-finite number (issue #12): a NaN/inf pixel size is refused; a
+        non-finite score (e.g. a metric with nothing to measure) is written as null."""
+        from temzoo.io.units import check_pixel_size
+        from temzoo.io.writers import _jsonable
+
+        if self.pixel_size_nm is not None:
+            try:
+                check_pixel_size(self.pixel_size_nm, "the model's pixel size")
+            except TemzooError as err:
+                raise ModelError(f"{err}; the checkpoint was not saved") from None
+        return json.dumps(_jsonable(asdict(self)), indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> TemzooMeta:

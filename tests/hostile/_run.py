@@ -313,6 +313,9 @@ def check_batch(func: str, cases: list[Case], what: str, **kw: Any) -> list[Outc
     t = time.monotonic()
     outcomes, proc = run_batch(func, cases, **kw)
     record(what, len(cases), time.monotonic() - t)
+    slow = sorted(outcomes, key=lambda o: -o.seconds)[:3]
+    print(f"{what}: {len(cases)} cases in {time.monotonic() - t:.1f} s; slowest "
+          + ", ".join(f"{o.id} {o.seconds:.1f} s" for o in slow))
     bad = failures(outcomes)
     assert proc.max_rss_mb < MEMORY_LIMIT_MB, proc.describe()
     assert not bad, f"{len(bad)} of {len(cases)} cases failed:\n" + "\n".join(bad[:40])
