@@ -100,7 +100,7 @@ def test_config_is_bounded_before_building(ckpt, tmp_path, changes, match):
 
 
 def test_config_larger_than_its_weights_is_refused_without_building_it(ckpt, tmp_path):
-    """A config inside every range (ResNet-101, depth 5, 512-channel decoder: ~70 M parameters) whose weights file
+    """A config inside every range (ResNet-101, depth 5, 512-channel decoder: 82 M parameters) whose weights file
     holds the tiny network: refused from the header, with the network only ever built on the meta device."""
     folder = _edit_json(_copy(ckpt, tmp_path), "config.json", _config(
         ckpt, encoder_name="tu-resnet101", encoder_depth=5, decoder_channels=[512, 512, 512, 512, 512]))
