@@ -21,6 +21,7 @@ import numpy as np
 
 from temzoo.errors import DataError, TemzooError
 from temzoo.io.untrusted import shown
+from temzoo.validate import _show  # the one way an offending value is quoted in an error line
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".dm3", ".dm4")
 # Class-index masks hold small integers; anything larger (but not 255 in a binary mask) is a grey-level image.
@@ -409,11 +410,6 @@ def _read_small(path: Path, what: str) -> bytes:
 
 def _refuse_constant(word: str) -> None:
     raise ValueError(f"it holds {word}, which is not a number a label can use")
-
-
-def _show(value: Any) -> str:
-    s = " ".join(repr(value).split())
-    return s if len(s) <= 40 else s[:37] + "..."
 
 
 def _ident(value: Any, what: str) -> int | str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from temzoo.errors import ModelError, TemzooError
 from temzoo.preprocess import Normalization
+from temzoo.validate import _show  # the one way an offending value is quoted in an error line
 
 META_FILE = "temzoo.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -117,11 +118,6 @@ MAX_CONFIG_BYTES = 1 << 20  # config.json and temzoo.json are a few kB
 TASKS = ("segmentation", "denoising")
 NORM_METHODS = ("standardize", "none")
 CLASS_KINDS = ("objects", "network")
-
-
-def _show(value: Any) -> str:
-    s = " ".join(repr(value).split())
-    return s if len(s) <= 40 else s[:37] + "..."
 
 
 def _num(value: Any, name: str, where: str, lo: float, hi: float, *, integer: bool = False,
