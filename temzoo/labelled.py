@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from temzoo.errors import DataError
-from temzoo.io.masks import MASK_SUFFIXES, read_coco, read_mask, read_yolo_seg
+from temzoo.io.masks import MASK_SUFFIXES, read_coco, read_mask, read_text_file, read_yolo_seg
 
 # Mask files may be named like the image or with one of these suffixes on the stem (drawing tools add them).
 MASK_STEM_SUFFIXES = ("", "_mask", "-mask", ".mask", "_label", "_labels", "_gt")
@@ -89,7 +89,7 @@ def sidecar_pixel_sizes(images: str | Path) -> dict[str, float]:
     try:
         items = json.loads(read_small(p, "labelset.json").decode("utf-8")).get("items", {}) if p.is_file() else {}
         items = {str(k): v for k, v in items.items() if isinstance(v, dict) and v.get("pixel_size_nm") is not None}
-    except (OSError, ValueError, TypeError, AttributeError, ReadError):
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError, ReadError):
         return {}
     out = {}
     for k, v in items.items():
@@ -132,7 +132,8 @@ def _yolo(files: list[Path], labels: Path) -> Pairing:
     out = Pairing([(p, txt[p.stem]) for p in files if p.stem in txt], f"YOLO-seg labels ({labels.name})")
     names_file = labels / "classes.txt"
     if names_file.exists():
-        out.class_names = ["background"] + [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
+        text = read_text_file(names_file, "class names file")
+        out.class_names = ["background"] + [ln.strip() for ln in text.splitlines() if ln.strip()]
     return out
 
 

@@ -95,3 +95,28 @@ def test_strokes_scale_back_and_eraser_wins_where_drawn_last():
     m = labelset.strokes_to_mask(rgba, (64, 64), base)
     assert m[20:, :32].all() and not m[:16, :].any() and not m[20:60, 32:].any()
     assert m[60:, 60:].all()  # untouched pixels keep the starting mask
+
+
+def test_hostile_coco_upload_is_an_error_line_and_the_page_runs():
+    """Issue #12 class 7: on the main of 2026-12-04 the nesting bomb escaped as RecursionError (the page went
+    down) and the string image id as ValueError. Now each is one error naming the file; the good mask still imports."""
+    at = _app()
+    a, ma = disk_image(48, seed=1)
+    u8 = (a * 200).clip(0, 255).astype(np.uint8)
+    bomb = b"[" * 200_000 + b"]" * 200_000
+    ids = json.dumps({"images": [{"id": "x", "file_name": "b.png", "height": 48, "width": 48}],
+                      "annotations": [{"id": 1, "image_id": 1, "segmentation": [[1, 1, 9, 1, 9, 9]]}]}).encode()
+    at.file_uploader(key="label_up_images").set_value([("a.png", _png(u8), "image/png"),
+                                                       ("b.png", _png(u8), "image/png")])
+    at.file_uploader(key="label_up_labels").set_value(
+        [("a.png", _png((ma * 255).astype(np.uint8)), "image/png"), ("bomb.json", bomb, "application/json"),
+         ("ids.json", ids, "application/json")])
+    at.run()
+    at.button(key="label_up_add").click().run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any("bomb.json" in e and "nested too deeply" in e for e in errors), errors
+    assert any("ids.json" in e and "unknown image_id 1" in e for e in errors), errors
+    assert all("\n" not in e and "unexpected" not in e for e in errors)
+    labels = Path(at.session_state[state.SESSION_DIR]) / "labels"
+    assert [p.name for p in labelset.list_pairs(labels)] == ["a"]

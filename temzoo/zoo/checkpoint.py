@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import stat
@@ -28,6 +29,7 @@ from temzoo.zoo.meta import (  # noqa: F401
     WEIGHTS_FILE,
     ModelSpec,
     TemzooMeta,
+    read_json_file,
     read_meta,
     spec_from_config,
 )
@@ -142,7 +144,12 @@ def _require_regular_files(folder: Path) -> None:
 
 
 def load_checkpoint(folder: str | Path, model_id: str = "") -> Checkpoint:
-    """Load a checkpoint folder: safetensors only, no remote code, model in eval mode on the CPU."""
+    """Load a checkpoint folder: safetensors only, no remote code, model in eval mode on the CPU.
+
+    Untrusted folders are checked before anything large is allocated: ``config.json`` and ``temzoo.json`` are
+    validated field by field, the architecture is built on PyTorch's ``meta`` device (no memory) and its parameter
+    shapes must match the ones the safetensors header declares, then the weights are loaded and must be finite.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"checkpoint folder {folder} does not exist; check the path or run 'python -m temzoo zoo list'")
@@ -150,17 +157,15 @@ def load_checkpoint(folder: str | Path, model_id: str = "") -> Checkpoint:
     if not (folder / WEIGHTS_FILE).exists() or not (folder / CONFIG_FILE).exists():
         raise ModelError(f"{folder} is not a checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
     _require_regular_files(folder)
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as err:
-        raise ModelError(f"{folder / CONFIG_FILE} is not valid JSON ({err})") from None
-    spec = spec_from_config(config)
+    spec = spec_from_config(read_json_file(folder / CONFIG_FILE, "config.json"), str(folder / CONFIG_FILE))
     meta = read_meta(folder)
+    check_weights_header(spec, folder / WEIGHTS_FILE)
     try:
         from safetensors.torch import load_file
 
         model = spec.build()
         state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+        _require_finite(state, folder / WEIGHTS_FILE)
         model.load_state_dict(state, strict=True)
     except ModelError:
         raise
@@ -169,3 +174,54 @@ def load_checkpoint(folder: str | Path, model_id: str = "") -> Checkpoint:
         raise ModelError(f"could not load weights from {folder}: {msg}") from None
     model.eval()
     return Checkpoint(model=model, meta=meta, spec=spec, path=folder, model_id=model_id or folder.name)
+
+
+MAX_PARAMS = 150_000_000  # 600 MB of float32; the largest allowed encoder's U-Net is about a third of it
+
+
+def header_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from the safetensors header alone (nothing else of the file is read)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt", device="cpu") as f:
+            return {k: tuple(int(n) for n in f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # noqa: BLE001 - truncated, bit-flipped or not safetensors at all
+        raise ModelError(f"could not load weights from {weights.parent}: {weights.name} is not a readable "
+                         f"safetensors file ({' '.join(str(err).split())[:120]}); download or copy it again") from None
+
+
+def check_weights_header(spec: ModelSpec, weights: Path) -> None:
+    """Refuse, before building anything real, a network larger than :data:`MAX_PARAMS` or one whose parameter
+    names and shapes differ from those the weights file declares (the network is built on the ``meta`` device)."""
+    import torch
+
+    declared = header_shapes(weights)
+    try:
+        with torch.device("meta"):
+            wanted = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+    except Exception as err:  # noqa: BLE001 - smp refuses some combinations (e.g. depth vs encoder)
+        raise ModelError(f"config.json describes a network smp cannot build ({' '.join(str(err).split())[:120]})") \
+            from None
+    n_params = sum(math.prod(s) for s in wanted.values())
+    if n_params > MAX_PARAMS:
+        raise ModelError(f"config.json describes a {n_params / 1e6:.0f} M-parameter network, more than temzoo loads "
+                         f"({MAX_PARAMS / 1e6:.0f} M); the checkpoint is corrupt or not meant for temzoo")
+    missing = sorted(set(wanted) - set(declared))
+    extra = sorted(set(declared) - set(wanted))
+    wrong = sorted(k for k in set(wanted) & set(declared) if wanted[k] != declared[k])
+    if missing or extra or wrong:
+        what = (f"{wrong[0]} is {declared[wrong[0]]} in the weights but {wanted[wrong[0]]} in config.json" if wrong
+                else f"{missing[0]} is missing from the weights" if missing else f"{extra[0]} is not in config.json")
+        raise ModelError(f"{weights} does not match its config.json ({len(missing) + len(extra) + len(wrong)} "
+                         f"tensors differ; {what}); the folder mixes files of different checkpoints or is corrupt")
+
+
+def _require_finite(state: dict, weights: Path) -> None:
+    """Refuse NaN/inf weights: such a network predicts an empty (meaningless) mask with no other sign."""
+    import torch
+
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ModelError(f"{weights} holds non-finite weights (NaN or inf) in {len(bad)} tensors, e.g. {bad[0]}; "
+                         "the training diverged or the file is corrupt: use another checkpoint")

@@ -13,6 +13,7 @@ from typing import Any
 
 from temzoo.errors import ModelError, TemzooError
 from temzoo.preprocess import Normalization
+from temzoo.validate import _show  # the one way an offending value is quoted in an error line
 
 META_FILE = "temzoo.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -130,30 +131,161 @@ class TemzooMeta:
 
     @classmethod
     def from_dict(cls, d: dict) -> TemzooMeta:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """Validated as a ``temzoo.json`` read from disk (:func:`meta_from_dict`)."""
+        return meta_from_dict(d)
 
 
-def spec_from_config(config: dict) -> ModelSpec:
+# What a config.json may ask temzoo to build: the architectures ModelSpec.build can make (their decoders take one
+# channel count per encoder stage) and common U-Net encoders up to ResNet-101 size. Anything else is refused before
+# a module is constructed, so a crafted config cannot make the loader allocate a giant network.
+ALLOWED_ARCHS = ("Unet", "UnetPlusPlus", "MAnet")
+ALLOWED_ENCODERS = frozenset(
+    [f"resnet{n}" for n in (18, 34, 50, 101)] + ["resnext50_32x4d", "se_resnet50", "se_resnext50_32x4d",
+                                                 "densenet121", "vgg16_bn", "mobilenet_v2"]
+    + [f"efficientnet-b{i}" for i in range(5)] + [f"timm-efficientnet-b{i}" for i in range(5)]
+    + [f"mit_b{i}" for i in range(3)] + [f"mobileone_s{i}" for i in range(3)]
+    + [f"tu-resnet{n}" for n in (18, 34, 50, 101)] + [f"tu-efficientnet_b{i}" for i in range(5)]
+    + ["tu-resnext50_32x4d", "tu-seresnext50_32x4d", "tu-convnext_tiny", "tu-convnext_small", "tu-densenet121",
+       "tu-mobilenetv3_large_100", "tu-regnety_016", "tu-regnety_032"]
+)
+MAX_DECODER_CHANNELS = 1024
+MAX_CONFIG_BYTES = 1 << 20  # config.json and temzoo.json are a few kB
+TASKS = ("segmentation", "denoising")
+NORM_METHODS = ("standardize", "none")
+CLASS_KINDS = ("objects", "network")
+
+
+def _num(value: Any, name: str, where: str, lo: float, hi: float, *, integer: bool = False,
+         lo_open: bool = False) -> float | int:
+    """A JSON number in range (strings, booleans, NaN and infinities refused), else ModelError naming the field."""
+    from temzoo.errors import DataError
+    from temzoo.validate import number
+
     try:
-        return ModelSpec(
-            arch=config["_model_class"],
-            encoder_name=config["encoder_name"],
-            encoder_depth=int(config.get("encoder_depth", 5)),
-            decoder_channels=tuple(config.get("decoder_channels", (256, 128, 64, 32, 16))),
-            in_channels=int(config.get("in_channels", 3)),
-            classes=int(config.get("classes", 1)),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise ModelError(f"config.json lacks a valid {err} entry; is this an smp checkpoint folder?") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DataError(f"{name} must be a number, got {_show(value)}")
+        return number(value, name, lo, hi, integer=integer, lo_open=lo_open)
+    except DataError as err:
+        raise ModelError(f"{where}: {err}") from None
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """A small checkpoint JSON file: bounded size, nesting bombs and bad text refused in one ModelError line."""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelError(f"{path} is larger than {MAX_CONFIG_BYTES >> 10} kB; it is not a {what}")
+        return json.loads(path.read_bytes())
+    except RecursionError:
+        raise ModelError(f"{path} is nested too deeply to be a {what}; restore it from the original checkpoint") \
+            from None
+    except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise ModelError(f"{path} is not valid JSON ({' '.join(str(err).split())[:120]}); restore it from the "
+                         "original checkpoint") from None
+
+
+def spec_from_config(config: Any, where: str = CONFIG_FILE) -> ModelSpec:
+    """The network ``config.json`` describes, checked before anything is built.
+
+    An allowed architecture (:data:`ALLOWED_ARCHS`) and encoder (:data:`ALLOWED_ENCODERS`), encoder depth 1..5,
+    one decoder channel count (1..:data:`MAX_DECODER_CHANNELS`) per stage, 1..4 input channels, 1..255 classes;
+    anything else is one :class:`ModelError` naming the field.
+    """
+    if not isinstance(config, dict):
+        raise ModelError(f"{where} must be a JSON object, got {type(config).__name__}; is this an smp checkpoint?")
+    arch, enc = config.get("_model_class"), config.get("encoder_name")
+    if arch not in ALLOWED_ARCHS:
+        raise ModelError(f"{where}: _model_class {_show(arch)} is not an architecture temzoo loads "
+                         f"({', '.join(ALLOWED_ARCHS)}); is this an smp checkpoint folder?")
+    if not isinstance(enc, str) or enc not in ALLOWED_ENCODERS:
+        raise ModelError(f"{where}: encoder_name {_show(enc)} is not an encoder temzoo loads (allowed: resnet, "
+                         "efficientnet b0-b4, convnext tiny/small, ... up to ResNet-101 size)")
+    depth = int(_num(config.get("encoder_depth", 5), "encoder_depth", where, 1, 5, integer=True))
+    dec = config.get("decoder_channels", (256, 128, 64, 32, 16))
+    if not isinstance(dec, (list, tuple)) or len(dec) != depth:
+        raise ModelError(f"{where}: decoder_channels must be a list of {depth} numbers (one per encoder stage), "
+                         f"got {_show(dec)}")
+    return ModelSpec(
+        arch=arch,
+        encoder_name=enc,
+        encoder_depth=depth,
+        decoder_channels=tuple(int(_num(c, "decoder_channels", where, 1, MAX_DECODER_CHANNELS, integer=True))
+                               for c in dec),
+        in_channels=int(_num(config.get("in_channels", 3), "in_channels", where, 1, 4, integer=True)),
+        classes=int(_num(config.get("classes", 1), "classes", where, 1, 255, integer=True)),
+    )
 
 
 def read_meta(folder: str | Path) -> TemzooMeta:
-    """``temzoo.json`` of a folder; a plain smp folder without one gets defaults (uncalibrated)."""
+    """``temzoo.json`` of a folder, validated (:func:`meta_from_dict`); a plain smp folder without one gets defaults
+    (uncalibrated)."""
     p = Path(folder) / META_FILE
     if not p.exists():
         return TemzooMeta()
-    try:
-        return TemzooMeta.from_dict(json.loads(p.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ModelError(f"{p} is not valid JSON ({err}); restore it from the original checkpoint") from None
+    return meta_from_dict(read_json_file(p, "temzoo.json"), str(p))
+
+
+def meta_from_dict(d: Any, where: str = META_FILE) -> TemzooMeta:
+    """A :class:`TemzooMeta` from untrusted JSON: every field type- and range-checked, one ModelError naming it.
+
+    Unknown keys are ignored (a newer temzoo may add some); missing ones take their defaults.
+    """
+    if not isinstance(d, dict):
+        raise ModelError(f"{where} must be a JSON object, got {type(d).__name__}; restore it from the original "
+                         "checkpoint")
+    known = {k: v for k, v in d.items() if k in TemzooMeta.__dataclass_fields__}
+    if known.get("pixel_size_nm") is not None:
+        from temzoo.errors import DataError
+        from temzoo.io.units import check_pixel_size
+
+        _num(known["pixel_size_nm"], "pixel_size_nm", where, 0, float("inf"), lo_open=True)
+        try:
+            known["pixel_size_nm"] = check_pixel_size(known["pixel_size_nm"], "pixel_size_nm")
+        except DataError as err:
+            raise ModelError(f"{where}: {err}") from None
+    _check_choice(known, "task", TASKS, where)
+    _check_strings(known, "class_names", where, 1, 256)
+    if known.get("class_kinds") is not None:
+        _check_strings(known, "class_kinds", where, 0, 255, CLASS_KINDS)
+    known["normalization"] = _check_norm(known.get("normalization"), where)
+    for name, lo, hi in (("tile_size", 16, 16384), ("receptive_field_px", 0, 10**6), ("format_version", 1, 10**6)):
+        if name in known and (known[name] is not None or name != "receptive_field_px"):
+            known[name] = int(_num(known[name], name, where, lo, hi, integer=True))
+    if "input_downsample" in known:
+        known["input_downsample"] = float(_num(known["input_downsample"], "input_downsample", where, 0, 1000,
+                                               lo_open=True))
+    for name, kind in (("description", str), ("provenance", dict)):
+        if name in known and not isinstance(known[name], kind):
+            raise ModelError(f"{where}: {name} must be a {'string' if kind is str else 'JSON object'}, "
+                             f"got {_show(known[name])}")
+    return TemzooMeta(**known)
+
+
+def _check_choice(d: dict, name: str, choices: tuple[str, ...], where: str) -> None:
+    if name in d and d[name] not in choices:
+        raise ModelError(f"{where}: {name} must be one of {', '.join(choices)}, got {_show(d[name])}")
+
+
+def _check_strings(d: dict, name: str, where: str, lo: int, hi: int, choices: tuple[str, ...] = ()) -> None:
+    v = d.get(name)
+    if name not in d:
+        return
+    if (not isinstance(v, list) or not lo <= len(v) <= hi or not all(isinstance(x, str) for x in v)
+            or (choices and not set(v) <= set(choices))):
+        want = f"of {'/'.join(choices)}" if choices else "of strings"
+        raise ModelError(f"{where}: {name} must be a list of {lo}..{hi} {want}, got {_show(v)}")
+
+
+def _check_norm(norm: Any, where: str) -> dict:
+    """``normalization``: null/{} (defaults) or {"method": standardize|none, "clip_percentiles": [lo, hi]}."""
+    if not norm:
+        return Normalization().to_dict()
+    if not isinstance(norm, dict):
+        raise ModelError(f"{where}: normalization must be a JSON object, got {_show(norm)}")
+    _check_choice(norm, "method", NORM_METHODS, where)
+    clip = norm.get("clip_percentiles", [0.5, 99.5])
+    if not isinstance(clip, (list, tuple)) or len(clip) != 2:
+        raise ModelError(f"{where}: normalization clip_percentiles must be [low, high], got {_show(clip)}")
+    lo, hi = (float(_num(c, "normalization clip_percentiles", where, 0, 100)) for c in clip)
+    if lo >= hi:
+        raise ModelError(f"{where}: normalization clip_percentiles must have low < high, got {_show(clip)}")
+    return {**norm, "clip_percentiles": [lo, hi]}

@@ -78,6 +78,10 @@ class ZooModel:
 
 
 def is_checkpoint_dir(p: Path) -> bool:
+    """Does ``p`` count as a model? A folder with config.json and model.safetensors whose name is not hidden and
+    does not end in ``.partial``: those are work folders of a save or install that was killed half-way."""
+    if p.name.startswith(".") or p.name.endswith(".partial"):
+        return False
     return p.is_dir() and (p / CONFIG_FILE).is_file() and (p / WEIGHTS_FILE).is_file()
 
 
