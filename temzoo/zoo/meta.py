@@ -183,6 +183,16 @@ def read_json_file(path: Path, what: str) -> Any:
                          "original checkpoint") from None
 
 
+def _known_timm_encoder(name: str) -> bool:
+    """A ``tu-<timm model>`` encoder that timm knows (``timm:NAME`` bases and their fine-tunes use these; the
+    parameter bound of :func:`check_weights_header` still applies, so a giant timm model is refused there)."""
+    if not name.startswith("tu-") or len(name) > 100:
+        return False
+    import timm
+
+    return bool(timm.is_model(name[3:]))
+
+
 def spec_from_config(config: Any, where: str = CONFIG_FILE) -> ModelSpec:
     """The network ``config.json`` describes, checked before anything is built.
 
@@ -196,7 +206,7 @@ def spec_from_config(config: Any, where: str = CONFIG_FILE) -> ModelSpec:
     if arch not in ALLOWED_ARCHS:
         raise ModelError(f"{where}: _model_class {_show(arch)} is not an architecture temzoo loads "
                          f"({', '.join(ALLOWED_ARCHS)}); is this an smp checkpoint folder?")
-    if not isinstance(enc, str) or enc not in ALLOWED_ENCODERS:
+    if not isinstance(enc, str) or not (enc in ALLOWED_ENCODERS or _known_timm_encoder(enc)):
         raise ModelError(f"{where}: encoder_name {_show(enc)} is not an encoder temzoo loads (allowed: resnet, "
                          "efficientnet b0-b4, convnext tiny/small, ... up to ResNet-101 size)")
     depth = int(_num(config.get("encoder_depth", 5), "encoder_depth", where, 1, 5, integer=True))
