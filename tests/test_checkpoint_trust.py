@@ -81,7 +81,9 @@ def _config(ckpt: Path, **changes) -> str:
 
 CONFIG_CASES = [
     ({"decoder_channels": [8192, 8192, 8192]}, "decoder_channels must be in \\[1, 1024\\]"),
-    ({"encoder_name": "tu-vit_giant_patch14_224"}, "encoder_name 'tu-vit_giant_patch14_224' is not an encoder"),
+    ({"encoder_name": "not-a-net"}, "encoder_name 'not-a-net' is not an encoder"),
+    ({"encoder_name": "tu-vit_giant_patch14_224"}, "smp cannot build"),  # a timm model, but not a U-Net encoder
+    ({"encoder_name": "tu-regnety_1280"}, "does not match its config.json"),  # a 600 M timm CNN, built on meta only
     ({"_model_class": "DPT"}, "_model_class 'DPT' is not an architecture"),
     ({"encoder_depth": 9}, "encoder_depth must be in \\[1, 5\\]"),
     ({"decoder_channels": [64, 32]}, "decoder_channels must be a list of 3 numbers"),
