@@ -632,7 +632,7 @@ def selection_score(run: Run, scores: dict, train_loss: float) -> float | None:
     return -train_loss
 
 
-def _one_step(run: Run, state: TrainState, budget: Budget, g: torch.Generator) -> float | None:
+def _one_step(run: Run, state: TrainState, budget: Budget, g: torch.Generator) -> torch.Tensor | None:
     """One optimisation step at the scheduled learning rate; None when it ran out of memory (batch halved)."""
     state.lr = _lr_at(run.config, budget.progress(state.step))
     for group in run.optimizer.param_groups:
@@ -660,6 +660,7 @@ def train_epoch(run: Run, state: TrainState, budget: Budget) -> EpochOutcome:
     run.batches.start_epoch(state.epoch)
     g = torch.Generator(device=run.device).manual_seed(config.seed * 100003 + state.epoch)
     out = EpochOutcome(losses=[], steps=0)
+    pending = None  # (loss, step) of the last step, not read yet
     while out.steps < budget.steps_per_epoch:
         if run.should_stop is not None and run.should_stop():
             out.stop_reason = "cancelled"
@@ -669,18 +670,30 @@ def train_epoch(run: Run, state: TrainState, budget: Budget) -> EpochOutcome:
         if state.step > 0 and budget.time_up():
             out.stop_reason = "time"
             break
-        loss_val = _one_step(run, state, budget, g)
-        if loss_val is None:
+        loss = _one_step(run, state, budget, g)
+        if loss is None:
             continue
-        if not math.isfinite(loss_val):
-            raise JobError(f"the training loss became {loss_val} at step {state.step + 1}; lower the learning rate")
-        out.losses.append(loss_val)
         state.step += 1
         out.steps += 1
-        if run.on_step is not None:
-            run.on_step({"epoch": state.epoch, "step": state.step, "progress": min(1.0, budget.progress(state.step)),
-                         "loss": loss_val, "seconds": budget.elapsed()})
+        # A step's loss is read after the next step is queued: reading it at once would make the CPU wait for the
+        # GPU every step, and the GPU then idle while the CPU prepares the next batch.
+        if pending is not None:
+            _account(run, state, budget, out, *pending)
+        pending = (loss, state.step)
+    if pending is not None:
+        _account(run, state, budget, out, *pending)
     return out
+
+
+def _account(run: Run, state: TrainState, budget: Budget, out: EpochOutcome, loss, step: int) -> None:
+    """Record one finished step's loss (a tensor or float) and report it; a non-finite loss ends the run."""
+    loss_val = float(loss)
+    if not math.isfinite(loss_val):
+        raise JobError(f"the training loss became {loss_val} at step {step}; lower the learning rate")
+    out.losses.append(loss_val)
+    if run.on_step is not None:
+        run.on_step({"epoch": state.epoch, "step": step, "progress": min(1.0, budget.progress(step)),
+                     "loss": loss_val, "seconds": budget.elapsed()})
 
 
 def _end_epoch(run: Run, state: TrainState, budget: Budget, outcome: EpochOutcome, wall_start: float,
@@ -824,7 +837,8 @@ def train(
 
 
 def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator,
-          config: TrainConfig, device: torch.device, in_channels: int, seg: bool, dihedral_done: bool = False) -> float:
+          config: TrainConfig, device: torch.device, in_channels: int, seg: bool,
+          dihedral_done: bool = False) -> torch.Tensor:
     """One optimisation step on a batch of tiles on the device (augmented there); returns the loss."""
     if seg:
         if config.augment:
@@ -842,7 +856,7 @@ def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     optimizer.step()
-    return float(loss.detach())
+    return loss.detach()  # a tensor: the caller reads it a step later (no wait on the device here)
 
 
 def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, device, seconds: float,
