@@ -386,14 +386,3 @@ def grid_tiles(image: np.ndarray, tile: int, stride: int) -> list[tuple[slice, s
     ys = list(range(0, h, tile))
     xs = list(range(0, w, tile))
     return [(slice(y, min(y + tile, h)), slice(x, min(x + tile, w))) for y in ys for x in xs]
-
-
-def pad_to_stride(arr: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Reflect-pad the last two axes up to multiples of ``stride``; returns the array and the original (H, W)."""
-    h, w = arr.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    if not ph and not pw:
-        return arr, (h, w)
-    pad = [(0, 0)] * (arr.ndim - 2) + [(0, ph), (0, pw)]
-    mode = "reflect" if h > ph and w > pw else "symmetric"
-    return np.pad(arr, pad, mode=mode), (h, w)
