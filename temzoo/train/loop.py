@@ -449,7 +449,7 @@ class TileBatches:
 
 def make_batches(setup: Setup, config: TrainConfig, device: torch.device) -> TileBatches:
     """The batch source for ``config.feed``: ``auto`` cuts tiles on the device on CUDA and on the CPU otherwise (the
-    NumPy sampler is the faster one there: bench/bench_gpu.py --device cpu), ``device``/``host`` force either."""
+    NumPy sampler is the cheaper one there: docs/BENCHMARKS.md, GPU), ``device``/``host`` force either."""
     jitter = config.scale_jitter if config.augment else 0.0
     on_device = config.feed == "device" or (config.feed == "auto" and device.type == "cuda")
     if on_device:
