@@ -28,13 +28,19 @@ def probabilities(logits, temperature: float = 1.0):
 
 def entropy_t(p):
     """Predictive entropy (nats) of probabilities ``(B, C, H, W)`` -> ``(B, H, W)``."""
+    return _entropy(p[:, 0]) if p.shape[1] == 1 else _entropy(p, dim=1)
+
+
+def _entropy(p, dim: int | None = None):
+    """Entropy of a foreground-probability tensor (``dim`` None) or of class probabilities along ``dim``; the one
+    formula behind :func:`entropy_t` and :func:`entropy`."""
     import torch
 
-    if p.shape[1] == 1:
-        q = p[:, 0].clamp(EPS, 1 - EPS)
-        return -(q * torch.log(q) + (1 - q) * torch.log1p(-q))
-    q = p.clamp_min(EPS)
-    return -(q * torch.log(q)).sum(dim=1)
+    if dim is None:
+        q, r = p.clamp(EPS, 1.0), (1 - p).clamp(EPS, 1.0)
+        return -(q * torch.log(q) + r * torch.log(r))
+    q = p.clamp(EPS, 1.0)
+    return -(q * torch.log(q)).sum(dim=dim)
 
 
 def dihedral(x, k: int, flip: bool):
@@ -103,32 +109,41 @@ def summarize_samples(samples: Sequence) -> TileStats:
 
 
 # ----------------------------------------------------------------------------------------------------- maps (NumPy)
-def to_class_probs(probability: np.ndarray) -> np.ndarray:
-    """``(H, W)`` foreground probability or ``(C, H, W)`` class probabilities -> ``(C, H, W)``."""
-    p = np.asarray(probability, dtype=np.float32)
-    return np.stack([1 - p, p]) if p.ndim == 2 else p
+def _as_tensor(probability):
+    """``(tensor, was_numpy)``: NumPy maps become zero-copy float32 CPU tensors, so one torch implementation serves
+    the CPU maps and the device pipeline of :mod:`temzoo.predict`."""
+    import torch
+
+    if isinstance(probability, torch.Tensor):
+        return probability, False
+    return torch.from_numpy(np.ascontiguousarray(probability, dtype=np.float32)), True
 
 
-def max_probability(probability: np.ndarray) -> np.ndarray:
-    """Confidence = probability of the predicted class (0.5..1 for binary)."""
-    p = np.asarray(probability, dtype=np.float32)
-    if p.ndim == 2:
-        return np.maximum(p, 1 - p)
-    return p.max(axis=0)
+def max_probability(probability):
+    """Confidence = probability of the predicted class (0.5..1 for binary); a NumPy map or a tensor on any device."""
+    import torch
+
+    p, was_np = _as_tensor(probability)
+    out = torch.maximum(p, 1 - p) if p.ndim == 2 else p.amax(dim=0)
+    return out.numpy() if was_np else out
 
 
-def entropy(probability: np.ndarray) -> np.ndarray:
-    """Predictive entropy in nats (0 .. ln C)."""
-    p = np.clip(to_class_probs(probability), EPS, 1.0)
-    return -(p * np.log(p)).sum(axis=0).astype(np.float32)
+def entropy(probability):
+    """Predictive entropy in nats (0 .. ln C) of a ``(H, W)`` foreground or ``(C, H, W)`` class map (or tensor)."""
+    p, was_np = _as_tensor(probability)
+    out = _entropy(p) if p.ndim == 2 else _entropy(p, dim=0)
+    return out.numpy() if was_np else out
 
 
-def hard_mask(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class-index mask (uint8): thresholded foreground for binary, argmax for multi-class."""
-    p = np.asarray(probability)
-    if p.ndim == 2:
-        return (p >= threshold).astype(np.uint8)
-    return p.argmax(axis=0).astype(np.uint8)
+def hard_mask(probability, threshold: float = 0.5):
+    """Class-index mask (uint8): thresholded foreground for binary, argmax for multi-class (NumPy or tensor)."""
+    import torch
+
+    was_np = not isinstance(probability, torch.Tensor)
+    p = torch.from_numpy(np.ascontiguousarray(probability)) if was_np else probability
+    out = (p >= threshold) if p.ndim == 2 else p.argmax(dim=0)
+    out = out.to(torch.uint8)
+    return out.numpy() if was_np else out
 
 
 def combine_members(probabilities: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

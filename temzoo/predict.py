@@ -13,6 +13,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class PredictOptions:
 class PreparedInput:
     """A frame as the network sees it: resampled to the model's pixel size and normalised."""
 
-    image: np.ndarray  # normalised, on the model grid
+    image: Any  # normalised, on the model grid: a NumPy array, or a tensor on the device it was prepared for
     original_shape: tuple[int, int]
     pixel_size_nm: float | None  # of the original frame
     model_pixel_size_nm: float | None  # of the model grid (None: model uncalibrated, no resampling)
@@ -53,10 +54,11 @@ class PreparedInput:
     warnings: list[str]
 
 
-def prepare_input(checkpoint, micrograph, frame: int = 0, any_task: bool = False) -> PreparedInput:
+def prepare_input(checkpoint, micrograph, frame: int = 0, any_task: bool = False, device=None) -> PreparedInput:
     """Resample one frame to the checkpoint's pixel size and normalise it (a new array; the input is untouched).
 
-    ``any_task``: also for a denoising model (its encoder describes images too: temzoo.ood)."""
+    ``any_task``: also for a denoising model (its encoder describes images too: temzoo.ood). ``device``: do both on
+    that torch device and return the image as a tensor there (the frame crosses to it once, in its own dtype)."""
     from temzoo.preprocess import normalize, resample, scale_factor
 
     if checkpoint.meta.task != "segmentation" and not any_task:
@@ -91,9 +93,20 @@ def prepare_input(checkpoint, micrograph, frame: int = 0, any_task: bool = False
     if px is not None and model_nm and (factor > PIXEL_RATIO_WARN or factor < 1 / PIXEL_RATIO_WARN):
         warnings.append(f"pixel size {px:.4g} nm differs from the model's {model_nm:.4g} nm by x{px / model_nm:.3g}: "
                         "the image was resampled by that much; results may be off")
-    resampled = resample(img, factor, order="bilinear")
-    x = normalize(resampled, checkpoint.meta.norm)
+    src = img if device is None else _to_device(img, device)
+    x = normalize(resample(src, factor, order="bilinear"), checkpoint.meta.norm)
     return PreparedInput(x, (h, w), px, model_nm if model_nm else px, factor, warnings)
+
+
+def _to_device(img: np.ndarray, device):
+    """The frame as a tensor on ``device``; integer and float32 frames cross as they are (a 16-bit frame moves half
+    the bytes of its float32 copy), anything else as float32."""
+    import torch
+
+    a = np.ascontiguousarray(img)
+    if a.dtype not in (np.uint8, np.int16, np.uint16, np.int32, np.float32) or not a.dtype.isnative:
+        a = a.astype(np.float32)
+    return torch.from_numpy(a).to(device)
 
 
 # -------------------------------------------------------------------------------------------- runtime model per device
@@ -168,56 +181,65 @@ def _transforms(opts: PredictOptions):
     return DIHEDRAL if opts.tta else ((0, False),)
 
 
-def run_tiled(checkpoint, image: np.ndarray, opts: PredictOptions, progress: Progress | None = None,
+def run_tiled(checkpoint, image, opts: PredictOptions, progress: Progress | None = None,
               device=None) -> tuple[np.ndarray, dict]:
-    """Run the net over a normalised 2D image on the model grid.
+    """Run the net over a normalised 2D image (NumPy) on the model grid; NumPy maps back (see :func:`tiled_maps`)."""
+    import torch
 
-    Returns ``(maps, info)`` with ``maps`` of shape ``(C + 2, H, W)`` when several samples are drawn (mean class
-    probabilities, then spread, then mean per-sample entropy) or ``(C, H, W)`` otherwise.
+    from temzoo.device import pick_device
+
+    device = device or pick_device(opts.device)
+    x = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image, np.float32))
+    maps, info = tiled_maps(checkpoint, x.to(device), opts, progress, device)
+    return maps.cpu().numpy(), info
+
+
+def tiled_maps(checkpoint, image, opts: PredictOptions, progress: Progress | None, device) -> tuple[Any, dict]:
+    """Run the net over a normalised 2D image tensor on ``device``, all on that device.
+
+    Returns ``(maps, info)``, maps a float32 tensor on ``device`` of shape ``(C + 2, H, W)`` when several samples are
+    drawn (mean class probabilities, then spread, then mean per-sample entropy) or ``(C, H, W)`` otherwise.
     """
     import torch
 
     from temzoo.confidence import summarize_samples
-    from temzoo.device import pick_device
     from temzoo.tiling import BlendMerger, TileGrid, pad_to_stride
 
-    device = device or pick_device(opts.device)
     model = runtime_model(checkpoint.model, device)
-    stride = checkpoint.spec.stride
-    padded, (h, w) = pad_to_stride(image, stride)
+    padded, (h, w) = pad_to_stride(image.float(), checkpoint.spec.stride)
     tile = opts.tile_size or (2048 if device.type == "cuda" else 1024)
-    grid = TileGrid.for_image(padded.shape, tile, opts.overlap, stride)
+    grid = TileGrid.for_image(tuple(padded.shape), tile, opts.overlap, checkpoint.spec.stride)
     # CPU: two ~800 px tiles per forward measured faster than one (bench/bench_predict.py) while activations,
     # which dominate memory, stay below 2 GB peak RSS for a 4096^2 image.
     budget = (4096 * 4096) if device.type == "cuda" else (1536 * 1024)
     batch = opts.batch_size or max(1, budget // (grid.tile_h * grid.tile_w))
     n_samples = len(_transforms(opts)) * max(1, opts.mc_dropout)
-    classes = checkpoint.spec.classes
-    channels = classes + (2 if n_samples > 1 else 0)
-    merger = BlendMerger(grid, channels)
+    channels = checkpoint.spec.classes + (2 if n_samples > 1 else 0)
+    merger = BlendMerger(grid, channels, device)
     boxes = grid.boxes
-    src = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))
     th, tw = grid.tile_h, grid.tile_w
     t0 = time.perf_counter()
-    rng_ctx = torch.random.fork_rng(devices=[]) if opts.mc_dropout > 0 else contextlib.nullcontext()
+    cuda_rng = [device.index or 0] if device.type == "cuda" else []
+    rng_ctx = torch.random.fork_rng(devices=cuda_rng) if opts.mc_dropout > 0 else contextlib.nullcontext()
     with torch.inference_mode(), rng_ctx:
         if opts.mc_dropout > 0 and opts.seed is not None:
             torch.manual_seed(opts.seed)
         for i in range(0, len(boxes), batch):
             chunk = boxes[i:i + batch]
-            x = torch.stack([src[y:y + th, x0:x0 + tw] for y, x0 in chunk])[:, None]
+            x = torch.stack([padded[y:y + th, x0:x0 + tw] for y, x0 in chunk])[:, None]
             samples = _tile_samples(model, x, device, opts)
             if n_samples > 1:
                 st = summarize_samples(samples)
                 out = torch.cat([st.mean, st.spread[:, None], st.mean_entropy[:, None]], dim=1)
             else:
                 out = samples[0]
-            out = out.float().cpu().numpy()
             for (y, x0), tile_out in zip(chunk, out):
                 merger.add(y, x0, tile_out)
             if progress is not None:
                 progress(min(1.0, (i + len(chunk)) / len(boxes)), f"tile {i + len(chunk)}/{len(boxes)}")
-    maps = merger.result()[:, :h, :w]
+        maps = merger.result()[:, :h, :w]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # so that forward_seconds is the work, not the launches
     info = {"tiles": len(boxes), "tile_shape": [th, tw], "batch_size": batch, "samples": n_samples,
             "device": str(device), "forward_seconds": time.perf_counter() - t0}
     return maps, info
@@ -226,8 +248,11 @@ def run_tiled(checkpoint, image: np.ndarray, opts: PredictOptions, progress: Pro
 # ----------------------------------------------------------------------------------------------------------- predict
 def predict(checkpoint, micrograph, options: PredictOptions | None = None, progress: Progress | None = None,
             frame: int = 0):
-    """Segment one frame of ``micrograph`` with ``checkpoint``; the result lies on the frame's own pixel grid."""
-    from temzoo.confidence import entropy, hard_mask, max_probability
+    """Segment one frame of ``micrograph`` with ``checkpoint``; the result lies on the frame's own pixel grid.
+
+    Everything from normalisation to the mask runs as torch ops on the model's device; only the finished maps
+    come back (see :func:`_to_host`)."""
+    from temzoo.device import pick_device
     from temzoo.preprocess import resize
     from temzoo.types import Prediction
 
@@ -235,31 +260,19 @@ def predict(checkpoint, micrograph, options: PredictOptions | None = None, progr
     if opts.mc_dropout < 0 or opts.temperature <= 0 or not 0 < opts.threshold < 1:
         raise DataError("mc_dropout must be >= 0, temperature > 0 and threshold between 0 and 1")
     t0 = time.perf_counter()
-    prep = prepare_input(checkpoint, micrograph, frame)
-    maps, info = run_tiled(checkpoint, prep.image, opts, progress)
+    device = pick_device(opts.device)
+    prep = prepare_input(checkpoint, micrograph, frame, device=device)
+    maps, info = tiled_maps(checkpoint, prep.image, opts, progress, device)
     # Back to the original grid (bilinear on probabilities, then threshold: smoother edges than nearest on masks).
-    maps = resize(maps, prep.original_shape, order="bilinear") if maps.shape[-2:] != prep.original_shape else maps
-    classes = checkpoint.spec.classes
-    probs = np.clip(maps[:classes], 0.0, 1.0)
-    if classes > 1:
-        probs = probs / np.maximum(probs.sum(0, keepdims=True), 1e-6)
-    probability = probs[0] if classes == 1 else probs
-    extra: dict[str, np.ndarray] = {"entropy": entropy(probability)}
-    if maps.shape[0] > classes:
-        spread, mean_entropy = maps[classes], maps[classes + 1]
-        mi = np.maximum(extra["entropy"] - mean_entropy, 0).astype(np.float32)
-        if opts.mc_dropout > 0:
-            extra["mc_spread"], extra["mc_mutual_information"] = spread, mi
-        if opts.tta:
-            extra["tta_spread" if opts.mc_dropout == 0 else "tta_mc_spread"] = spread
-            if opts.mc_dropout == 0:
-                extra["tta_mutual_information"] = mi
+    if tuple(maps.shape[-2:]) != prep.original_shape:
+        maps = resize(maps, prep.original_shape, order="bilinear")
+    mask, probability, confidence, extra = _host_maps(_finish_maps(maps, checkpoint.spec.classes, opts))
     info.update({"scale_factor": prep.factor, "model_grid_shape": list(prep.image.shape), "tta": opts.tta,
                  "mc_dropout": opts.mc_dropout, "temperature": opts.temperature, "frame": frame})
     return Prediction(
-        mask=hard_mask(probability, opts.threshold),
-        probability=np.ascontiguousarray(probability, dtype=np.float32),
-        confidence=max_probability(probability),
+        mask=mask,
+        probability=probability,
+        confidence=confidence,
         pixel_size_nm=prep.pixel_size_nm,
         resampled_to_nm=prep.model_pixel_size_nm,
         model_id=checkpoint.model_id,
@@ -268,6 +281,53 @@ def predict(checkpoint, micrograph, options: PredictOptions | None = None, progr
         warnings=list(prep.warnings),
         info=info,
     )
+
+
+def _finish_maps(maps, classes: int, opts: PredictOptions) -> dict:
+    """Mask, probability, confidence and the named extra maps from merged ``maps`` (tensors, on their device)."""
+    import torch
+
+    from temzoo.confidence import entropy, hard_mask, max_probability
+
+    probs = maps[:classes].clamp(0.0, 1.0)
+    if classes > 1:
+        probs = probs / probs.sum(0, keepdim=True).clamp_min(1e-6)
+    probability = probs[0] if classes == 1 else probs
+    extra = {"entropy": entropy(probability)}
+    if maps.shape[0] > classes:
+        spread, mean_entropy = maps[classes], maps[classes + 1]
+        mi = torch.clamp_min(extra["entropy"] - mean_entropy, 0)
+        if opts.mc_dropout > 0:
+            extra["mc_spread"], extra["mc_mutual_information"] = spread, mi
+        if opts.tta:
+            extra["tta_spread" if opts.mc_dropout == 0 else "tta_mc_spread"] = spread
+            if opts.mc_dropout == 0:
+                extra["tta_mutual_information"] = mi
+    return {"mask": hard_mask(probability, opts.threshold), "probability": probability,
+            "confidence": max_probability(probability), "maps": extra}
+
+
+def _host_maps(out: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The finished maps as NumPy arrays (mask uint8, the rest float32).
+
+    On the CPU they already are (zero-copy). From a GPU the float maps cross as one float16 tensor (half the bytes;
+    float16 keeps probabilities to 2.4e-4, finer than the bf16 forward that made them) and the uint8 mask as is;
+    the mask was thresholded on the device at full precision.
+    """
+    import torch
+
+    prob = out["probability"]
+    planes = [*(prob if prob.ndim == 3 else [prob]), out["confidence"], *out["maps"].values()]
+    if prob.device.type == "cpu":
+        host = [p.contiguous().numpy() for p in planes]
+        mask = out["mask"].numpy()
+    else:
+        stacked = torch.stack(planes).to(torch.float16).cpu().float()
+        host = list(stacked.numpy())
+        mask = out["mask"].cpu().numpy()
+    n = prob.shape[0] if prob.ndim == 3 else 1
+    probability = np.stack(host[:n]) if prob.ndim == 3 else host[0]
+    return mask, np.ascontiguousarray(probability), host[n], dict(zip(out["maps"], host[n + 1:]))
 
 
 def predict_stack(checkpoint, micrograph, options: PredictOptions | None = None,
@@ -329,4 +389,4 @@ def tiles_needed(shape: tuple[int, int], tile: int, overlap: int, stride: int) -
 
 
 __all__ = ["PredictOptions", "PreparedInput", "predict", "predict_stack", "prepare_input", "run_tiled",
-           "runtime_model", "tiles_needed"]
+           "runtime_model", "tiled_maps", "tiles_needed"]

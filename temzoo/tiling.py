@@ -17,19 +17,27 @@ def padded_size(n: int, stride: int) -> int:
     return int(math.ceil(n / stride) * stride)
 
 
-def pad_to_stride(image: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+def pad_to_stride(image, stride: int):
     """Reflect-pad the last two axes at the bottom/right up to multiples of ``stride``.
 
-    Returns the padded array (a new array; the input is untouched) and the original ``(H, W)`` to crop back to.
-    Reflection keeps image statistics at the border (zeros would look like a dark edge to the net).
+    Takes a NumPy array or a tensor (padded on its own device by one gather). Returns the padded array (a new array;
+    the input is untouched) and the original ``(H, W)`` to crop back to. Reflection keeps image statistics at the
+    border (zeros would look like a dark edge to the net).
     """
     h, w = image.shape[-2:]
     ph, pw = padded_size(h, stride) - h, padded_size(w, stride) - w
     if ph == 0 and pw == 0:
         return image, (h, w)
-    pad = [(0, 0)] * (image.ndim - 2) + [(0, ph), (0, pw)]
     # 'reflect' needs pad < size; tiny images fall back to 'symmetric' which repeats the edge pixel.
     mode = "reflect" if ph < h and pw < w else "symmetric"
+    if not isinstance(image, np.ndarray) and hasattr(image, "index_select"):
+        import torch
+
+        # np.pad of the index ranges says which source row/column each padded one copies: the same rule as below.
+        iy = torch.from_numpy(np.pad(np.arange(h), (0, ph), mode=mode)).to(image.device)
+        ix = torch.from_numpy(np.pad(np.arange(w), (0, pw), mode=mode)).to(image.device)
+        return image.index_select(-2, iy).index_select(-1, ix), (h, w)
+    pad = [(0, 0)] * (image.ndim - 2) + [(0, ph), (0, pw)]
     return np.pad(image, pad, mode=mode), (h, w)
 
 
@@ -114,28 +122,41 @@ def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
 
 
 class BlendMerger:
-    """Accumulate weighted tile outputs ``(C, th, tw)`` into ``(C, H, W)`` maps; :meth:`result` divides by weights."""
+    """Accumulate weighted tile outputs ``(C, th, tw)`` into ``(C, H, W)`` maps; :meth:`result` divides by weights.
 
-    def __init__(self, grid: TileGrid, channels: int) -> None:
+    The accumulators are tensors on ``device`` (the model's): on a GPU the merge never leaves it."""
+
+    def __init__(self, grid: TileGrid, channels: int, device=None) -> None:
+        import torch
+
         self.grid = grid
-        self.sum = np.zeros((channels, *grid.shape), dtype=np.float32)
-        self.weights = np.zeros(grid.shape, dtype=np.float32)
-        self._cache: dict[tuple[bool, bool, bool, bool], np.ndarray] = {}
+        self.device = torch.device(device or "cpu")
+        self.sum = torch.zeros((channels, *grid.shape), dtype=torch.float32, device=self.device)
+        self.weights = torch.zeros(grid.shape, dtype=torch.float32, device=self.device)
+        self._cache: dict = {}
 
-    def _weight(self, y: int, x: int) -> np.ndarray:
-        # Only 9 distinct weight tiles exist (corners, edges, interior): compute each once.
+    def _weight(self, y: int, x: int):
+        import torch
+
+        # Only 9 distinct weight tiles exist (corners, edges, interior): compute and upload each once.
         g = self.grid
         key = (y > 0, y + g.tile_h < g.shape[0], x > 0, x + g.tile_w < g.shape[1])
         if key not in self._cache:
-            self._cache[key] = g.weight(y, x)
+            self._cache[key] = torch.from_numpy(g.weight(y, x)).to(self.device)
         return self._cache[key]
 
-    def add(self, y: int, x: int, values: np.ndarray) -> None:
+    def add(self, y: int, x: int, values) -> None:
+        """Add one tile's ``(C, th, tw)`` output (a tensor, or a NumPy array) at ``(y, x)``."""
+        import torch
+
+        if isinstance(values, np.ndarray):
+            values = torch.from_numpy(values)
         w = self._weight(y, x)
         th, tw = self.grid.tile_h, self.grid.tile_w
-        self.sum[:, y:y + th, x:x + tw] += values * w
+        self.sum[:, y:y + th, x:x + tw].addcmul_(values.to(self.device, torch.float32), w)
         self.weights[y:y + th, x:x + tw] += w
 
-    def result(self) -> np.ndarray:
-        self.sum /= self.weights  # in place: the accumulator is ours and this avoids a full-size copy
+    def result(self):
+        """The blended ``(C, H, W)`` tensor (the accumulator itself, divided in place: no full-size copy)."""
+        self.sum /= self.weights
         return self.sum

@@ -1,6 +1,7 @@
 """Batch augmentation on tensors (CPU or GPU): the 8 dihedral transforms, intensity jitter, Poisson noise at a dose.
 
-Scale jitter happens when tiles are cut (:class:`temzoo.train.data.TileSampler`), because it changes the crop size.
+Scale jitter happens when tiles are cut (:class:`temzoo.train.data.TileSampler`), because it changes the crop size;
+on a GPU the dihedral transforms are cut there too (:class:`temzoo.train.data.DeviceTileSampler`).
 All functions return new tensors and take an explicit ``torch.Generator`` so runs are reproducible.
 """
 
@@ -68,13 +69,20 @@ def augment_batch(
     noise_probability: float = 0.5,
     dose_range: tuple[float, float] = (2.0, 200.0),
     jitter: float = 0.2,
+    dihedral: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The segmentation augmentation: dihedral (image and mask), intensity jitter, Poisson noise on some tiles."""
-    x, y = random_dihedral(x, y, g)
+    """The segmentation augmentation: dihedral (image and mask; ``dihedral=False`` when the tiles were cut already
+    transformed), intensity jitter, Poisson noise on some tiles."""
+    if dihedral:
+        x, y = random_dihedral(x, y, g)
     if jitter:
         x = intensity_jitter(x, g, contrast=jitter, brightness=jitter)
     if noise_probability > 0:
         pick = torch.rand(x.shape[0], generator=g, device=g.device) < noise_probability
+        if x.device.type != "cpu":
+            # On a GPU: noise every tile and keep it where picked; no data-dependent shape, so no wait on the device.
+            noisy = poisson_noise(x, random_doses(x.shape[0], dose_range, g), g)
+            return torch.where(pick.view(-1, *([1] * (x.ndim - 1))), noisy, x), y
         if bool(pick.any()):
             noisy = poisson_noise(x[pick], random_doses(int(pick.sum()), dose_range, g), g)
             x = x.clone()

@@ -95,6 +95,11 @@ class TrainConfig:
     # What ``minutes`` measures: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads): "CPU-minutes"
     # make budgets comparable on a shared machine, where wall time depends on everyone else's load.
     clock: str = "wall"
+    # Where training tiles are cut: "auto" (on the GPU on CUDA, on the CPU otherwise), "device" or "host".
+    feed: str = "auto"
+    # CUDA: tile_size and batch_size are floors, raised to a 256 px tile and the batch free GPU memory holds (<= 64).
+    gpu_autosize: bool = True
+    compile: bool = False  # torch.compile the model in place (off: not yet measured to help; see docs/BENCHMARKS.md)
     class_names: list[str] | None = None  # default from the masks (binary: background, foreground)
     class_kind: str | None = None  # "objects" or "network" (boundaries, lines); None: read off the training masks
     description: str = ""
@@ -114,6 +119,8 @@ class TrainConfig:
             raise TemzooError(f"unknown task {self.task!r}; choose segmentation or denoising")
         if self.loss not in LOSSES:
             raise TemzooError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.feed not in ("auto", "device", "host"):
+            raise TemzooError(f"unknown feed {self.feed!r}; use auto, device or host")
         if self.clock not in ("wall", "cpu"):
             raise TemzooError(f"unknown clock {self.clock!r}; use wall or cpu")
         for name in ("pixel_size_nm", "target_pixel_size_nm"):

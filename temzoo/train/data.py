@@ -287,6 +287,7 @@ class TileSampler:
         self.names = [s.name for s in samples]
         area = np.array([im.size for im in self.images], dtype=np.float64)
         self.p = area / area.sum()
+        self.dihedral_in_crop = False  # this sampler leaves the dihedral transforms to temzoo.train.augment
 
     @property
     def area_tiles(self) -> float:
@@ -314,20 +315,74 @@ class TileSampler:
         return np.stack(xs).astype(np.float32), (np.stack(ms) if ms else None)
 
 
+class DeviceTileSampler(TileSampler):
+    """:class:`TileSampler` with the images held on a torch device (a GPU) and every batch cut there.
+
+    Crop position, scale jitter and one of the 8 dihedral transforms per tile are folded into one affine sampling
+    grid, so a batch costs one ``grid_sample`` per source image present (bilinear for images, nearest for masks)
+    instead of a Python loop of crops, resizes and rotations on the CPU. The random draws stay on the host's
+    seeded generator (a few numbers per tile), so nothing waits on the device and a resumed run draws the same tiles.
+    """
+
+    def __init__(self, samples: list[Sample], tile: int, scale_jitter: float = 0.0, seed: int = 0,
+                 device=None, dihedral: bool = True) -> None:
+        import torch
+
+        super().__init__(samples, tile, scale_jitter, seed)
+        self.device = torch.device(device or "cpu")
+        self.dihedral_in_crop = dihedral
+        self.images = [torch.from_numpy(np.ascontiguousarray(im, np.float32)).to(self.device)[None, None]
+                       for im in self.images]
+        self.masks = [torch.from_numpy(m.astype(np.float32)).to(self.device)[None, None] for m in self.masks]
+        self._sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in self.images]
+
+    @property
+    def area_tiles(self) -> float:
+        return float(sum(h * w for h, w in self._sizes)) / self.tile**2
+
+    def _thetas(self, idx: np.ndarray) -> np.ndarray:
+        """Affine maps ``(n, 2, 3)`` from output-tile coordinates to each source image's, in grid_sample's [-1, 1]
+        units (align_corners False): crop of ``c = tile / zoom`` px at a random corner, times a dihedral transform."""
+        n, t = len(idx), self.tile
+        zoom = 1.0 + self.rng.uniform(-self.scale_jitter, self.scale_jitter, n) if self.scale_jitter else np.ones(n)
+        theta = np.zeros((n, 2, 3), np.float32)
+        for j, i in enumerate(idx):
+            h, w = self._sizes[i]
+            c = min(int(round(t / zoom[j])), h, w)
+            y = int(self.rng.integers(0, h - c + 1))
+            x = int(self.rng.integers(0, w - c + 1))
+            # A signed permutation of the output axes: the 8 symmetries of the square (rotations and flips).
+            k = int(self.rng.integers(0, 8)) if self.dihedral_in_crop else 0
+            m = np.array([[0, 1], [1, 0]] if k & 4 else [[1, 0], [0, 1]], np.float32)
+            m = m * np.array([[-1 if k & 1 else 1], [-1 if k & 2 else 1]], np.float32)
+            theta[j, :, :2] = m * np.array([[c / w], [c / h]], np.float32)
+            theta[j, :, 2] = [(2 * x + c) / w - 1, (2 * y + c) / h - 1]  # the crop's centre
+        return theta
+
+    def sample(self, n: int):
+        """``n`` tiles as tensors on the device: images ``(n, 1, t, t)`` float32, masks ``(n, 1, t, t)`` int64 (None if
+        unlabelled); tiles come grouped by source image (their order carries no meaning)."""
+        import torch
+        import torch.nn.functional as F
+
+        t = self.tile
+        idx = np.sort(self.rng.choice(len(self.images), size=n, p=self.p))
+        theta = torch.from_numpy(self._thetas(idx)).to(self.device, non_blocking=True)
+        grid = F.affine_grid(theta, [n, 1, t, t], align_corners=False)
+        xs, ms = [], []
+        for i in np.unique(idx):
+            a, b = int(np.searchsorted(idx, i)), int(np.searchsorted(idx, i, side="right"))
+            g = grid[a:b].reshape(1, (b - a) * t, t, 2)  # one call per source image for all its tiles
+            xs.append(F.grid_sample(self.images[i], g, mode="bilinear", align_corners=False).view(b - a, 1, t, t))
+            if self.masks:
+                ms.append(F.grid_sample(self.masks[i], g, mode="nearest", align_corners=False).view(b - a, 1, t, t))
+        x = torch.cat(xs)
+        return x, (torch.cat(ms).long() if ms else None)
+
+
 def grid_tiles(image: np.ndarray, tile: int, stride: int) -> list[tuple[slice, slice]]:
     """Non-overlapping windows (each at most ``tile``) covering ``image``; edges are padded at inference."""
     h, w = image.shape[:2]
     ys = list(range(0, h, tile))
     xs = list(range(0, w, tile))
     return [(slice(y, min(y + tile, h)), slice(x, min(x + tile, w))) for y in ys for x in xs]
-
-
-def pad_to_stride(arr: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Reflect-pad the last two axes up to multiples of ``stride``; returns the array and the original (H, W)."""
-    h, w = arr.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    if not ph and not pw:
-        return arr, (h, w)
-    pad = [(0, 0)] * (arr.ndim - 2) + [(0, ph), (0, pw)]
-    mode = "reflect" if h > ph and w > pw else "symmetric"
-    return np.pad(arr, pad, mode=mode), (h, w)

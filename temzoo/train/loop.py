@@ -24,7 +24,7 @@ import torch
 
 from temzoo.device import cpu_bf16_native
 from temzoo.errors import JobError, TemzooError
-from temzoo.metrics import PixelCounts, pixel_counts
+from temzoo.metrics import PixelCounts
 from temzoo.preprocess import Normalization
 from temzoo.train import data as D
 from temzoo.train.augment import augment_batch, poisson_noise, random_dihedral, random_doses
@@ -290,14 +290,23 @@ def _forward(model, x: torch.Tensor, device: torch.device, amp: bool, in_channel
 def predict_logits(model, image: np.ndarray, stride: int, device: torch.device, amp: bool = True,
                    in_channels: int = 1, window: int = VAL_TILE, channels_last: bool = False) -> np.ndarray:
     """Logits ``(C, H, W)`` for a normalised image, in non-overlapping stride-padded windows (validation)."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
+    return logits_on_device(model, x, stride, device, amp, in_channels, window, channels_last).cpu().numpy()
+
+
+@torch.no_grad()
+def logits_on_device(model, image: torch.Tensor, stride: int, device: torch.device, amp: bool = True,
+                     in_channels: int = 1, window: int = VAL_TILE, channels_last: bool = False) -> torch.Tensor:
+    """:func:`predict_logits` for an image tensor on ``device``; the logits stay there (float32)."""
+    from temzoo.tiling import pad_to_stride
+
     h, w = image.shape
     out = None
     for ys, xs in D.grid_tiles(image, window, stride):
-        piece, (ph, pw) = D.pad_to_stride(image[ys, xs], stride)
-        x = torch.from_numpy(np.ascontiguousarray(piece))[None, None].to(device)
-        y = _forward(model, x, device, amp, in_channels, channels_last)[0, :, :ph, :pw].float().cpu().numpy()
+        piece, (ph, pw) = pad_to_stride(image[ys, xs], stride)
+        y = _forward(model, piece[None, None], device, amp, in_channels, channels_last)[0, :, :ph, :pw].float()
         if out is None:
-            out = np.zeros((y.shape[0], h, w), dtype=np.float32)
+            out = torch.zeros((y.shape[0], h, w), dtype=torch.float32, device=device)
         out[:, ys, xs] = y
     return out
 
@@ -305,57 +314,62 @@ def predict_logits(model, image: np.ndarray, stride: int, device: torch.device, 
 @torch.no_grad()
 def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainConfig, device: torch.device,
                      loss_fn) -> dict[str, float | None]:
-    """Validation: loss and pooled pixel F1/IoU (segmentation) or loss/PSNR on fixed-dose noisy copies (denoising)."""
+    """Validation: loss and pooled pixel F1/IoU (segmentation) or loss/PSNR on fixed-dose noisy copies (denoising).
+
+    Everything stays on ``device`` until the few summed numbers at the end: no wait on the GPU per image."""
     if not samples:
         return {"val_loss": None, "val_f1": None, "val_iou": None}
     was_training = model.training
     model.eval()
     stride, inc = setup_spec.stride, setup_spec.in_channels
     losses, weights = [], []
-    counts = PixelCounts()
-    se = 0.0
+    counts = torch.zeros(4, dtype=torch.float64, device=device)  # tp, fp, fn, tn
+    se = torch.zeros((), dtype=torch.float64, device=device)
     n_px = 0
     g = torch.Generator().manual_seed(12345)  # fixed noise: validation scores comparable across epochs
     for s in samples:
+        clean = torch.from_numpy(s.image).to(device)
         if config.task == "denoising":
-            clean = torch.from_numpy(s.image)[None, None]
             dose = random_doses(1, config.dose_range, g)
-            noisy = poisson_noise(clean, dose, g)[0, 0].numpy()
-            out = predict_logits(model, noisy, stride, device, config.amp, inc, channels_last=config.channels_last)
-            pred = torch.from_numpy(out[:1])[None]
-            losses.append(float(loss_fn(pred, clean)))
-            se += float(((pred - clean) ** 2).sum())
+            noisy = poisson_noise(clean[None, None].cpu(), dose, g)[0, 0].to(device)
+            pred = logits_on_device(model, noisy, stride, device, config.amp, inc, channels_last=config.channels_last)
+            pred = pred[:1][None]
+            losses.append(loss_fn(pred, clean[None, None]))
+            se += ((pred - clean) ** 2).sum()
             n_px += clean.numel()
         else:
-            logits = predict_logits(model, s.image, stride, device, config.amp, inc,
-                                    channels_last=config.channels_last)
-            lt = torch.from_numpy(logits)[None]
-            y = torch.from_numpy(s.mask.astype(np.int64))[None, None]
-            losses.append(float(loss_fn(lt, y)))
-            counts = counts + _val_counts(logits, s.mask)
+            lt = logits_on_device(model, clean, stride, device, config.amp, inc, channels_last=config.channels_last)
+            y = torch.from_numpy(s.mask).to(device).long()
+            losses.append(loss_fn(lt[None], y[None, None]))
+            counts += _val_counts(lt, y)
         weights.append(s.image.size)
     if was_training:
         model.train()
-    val_loss = float(np.average(losses, weights=weights))
+    val_loss = float(np.average(torch.stack(losses).float().cpu().numpy(), weights=weights))
     if config.task == "denoising":
-        mse = se / max(1, n_px)
+        mse = float(se) / max(1, n_px)
         # Clean images are standardised (variance 1), so PSNR is taken against a peak-to-peak of ~ 2*3 sd.
         return {"val_loss": val_loss, "val_f1": None, "val_iou": None,
                 "val_psnr": float(10 * math.log10(36.0 / max(mse, 1e-12)))}
-    scores = counts.scores()
+    tp, fp, fn, tn = (int(v) for v in counts.cpu().tolist())
+    scores = PixelCounts(tp, fp, fn, tn).scores()
     return {"val_loss": val_loss, "val_f1": scores["f1"], "val_iou": scores["iou"]}
 
 
-def _val_counts(logits: np.ndarray, mask: np.ndarray) -> PixelCounts:
-    """Pixel counts as ``evaluate`` takes them (:func:`temzoo.metrics.pixel_counts`, probability at 0.5); a
-    multi-class net is counted per foreground class and pooled."""
+def _val_counts(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Foreground confusion counts ``[tp, fp, fn, tn]`` (a float64 tensor on the logits' device) as
+    :func:`temzoo.metrics.pixel_counts` takes them (probability >= 0.5); a multi-class net is counted per foreground
+    class and pooled."""
     if logits.shape[0] == 1:
-        return pixel_counts(1.0 / (1.0 + np.exp(-logits[0])), mask)
-    pred = logits.argmax(0)
-    total = PixelCounts()
-    for c in range(1, logits.shape[0]):
-        total = total + pixel_counts((pred == c).astype(np.float32), mask == c)
-    return total
+        preds, truths = [torch.sigmoid(logits[0]) >= 0.5], [mask > 0]
+    else:
+        pred = logits.argmax(0)
+        preds = [pred == c for c in range(1, logits.shape[0])]
+        truths = [mask == c for c in range(1, logits.shape[0])]
+    out = torch.zeros(4, dtype=torch.float64, device=logits.device)
+    for p, t in zip(preds, truths):
+        out += torch.stack([(p & t).sum(), (p & ~t).sum(), (~p & t).sum(), (~p & ~t).sum()]).double()
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ the loop
@@ -463,19 +477,86 @@ class Budget:
 
 class TileBatches:
     """The batch source: random training tiles as tensors on the device, reseeded per epoch (a resumed run draws
-    exactly the tiles the uninterrupted one would have). Replace it to feed batches another way."""
+    exactly the tiles the uninterrupted one would have). Replace it to feed batches another way.
+
+    With a :class:`~temzoo.train.data.DeviceTileSampler` the images live on the device and tiles are cut (cropped,
+    zoomed, rotated/flipped) there; with a :class:`~temzoo.train.data.TileSampler` they are cut on the CPU and copied.
+    """
 
     def __init__(self, sampler: D.TileSampler, seed: int, device: torch.device) -> None:
         self.sampler, self.seed, self.device = sampler, seed, device
+
+    @property
+    def dihedral_done(self) -> bool:
+        """The tiles arrive already in one of the 8 dihedral orientations (the augmentation skips that part)."""
+        return self.sampler.dihedral_in_crop
 
     def start_epoch(self, epoch: int) -> None:
         self.sampler.rng = np.random.default_rng([self.seed, epoch])
 
     def next(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         xb, yb = self.sampler.sample(batch_size)
+        if isinstance(xb, torch.Tensor):
+            return xb, yb
         x = torch.from_numpy(xb)[:, None].to(self.device, non_blocking=True)
         y = None if yb is None else torch.from_numpy(yb.astype(np.int64))[:, None].to(self.device, non_blocking=True)
         return x, y
+
+
+def make_batches(setup: Setup, config: TrainConfig, device: torch.device) -> TileBatches:
+    """The batch source for ``config.feed``: ``auto`` cuts tiles on the device on CUDA and on the CPU otherwise (the
+    NumPy sampler is the cheaper one there: docs/BENCHMARKS.md, GPU), ``device``/``host`` force either."""
+    jitter = config.scale_jitter if config.augment else 0.0
+    on_device = config.feed == "device" or (config.feed == "auto" and device.type == "cuda")
+    if on_device:
+        sampler = D.DeviceTileSampler(setup.train, setup.tile, jitter, config.seed, device, dihedral=config.augment)
+    else:
+        sampler = D.TileSampler(setup.train, setup.tile, jitter, config.seed)
+    return TileBatches(sampler, config.seed, device)
+
+
+def gpu_autosize(setup: Setup, config: TrainConfig, device: torch.device, loss_fn, say) -> int:
+    """On CUDA with ``config.gpu_autosize``: raise the tile to ``GPU_TILE`` (as the images allow) and the batch to
+    what free GPU memory holds (up to ``GPU_MAX_BATCH``); ``config``'s sizes are floors. Returns the batch size.
+
+    Memory per tile is measured, not guessed: two probe steps (forward + backward, on a copy of the model so that
+    BatchNorm statistics are untouched) at two batch sizes give the fixed and the per-tile peak.
+    """
+    if device.type != "cuda" or not config.gpu_autosize:
+        return config.batch_size
+    setup.tile = D.effective_tile(setup.train, max(config.tile_size, GPU_TILE), setup.spec.stride)
+    probe = copy.deepcopy(setup.model).train()
+    peaks = []
+    for b in (2, 4):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        x = torch.randn(b, 1, setup.tile, setup.tile, device=device)
+        y = x if config.task == "denoising" else torch.zeros(b, 1, setup.tile, setup.tile, dtype=torch.long,
+                                                              device=device)
+        loss_fn(_forward(probe, x, device, config.amp, setup.spec.in_channels, config.channels_last), y).backward()
+        peaks.append(torch.cuda.max_memory_allocated(device) - base)
+        probe.zero_grad(set_to_none=True)
+    del probe
+    free, _total = torch.cuda.mem_get_info(device)
+    batch = batch_from_memory(free, peaks[0], peaks[1], config.batch_size)
+    say(f"GPU sizing: tile {setup.tile}, batch {batch} ({free / 2**30:.1f} GiB free, "
+        f"{(peaks[1] - peaks[0]) / 2 / 2**20:.0f} MiB per tile measured)")
+    return batch
+
+
+GPU_TILE = 256  # tiles per second on an H100 grew 3x from 128^2 x 8 to 256^2 x 64 (issue 17's table)
+GPU_MAX_BATCH = 64  # more tiles per step means fewer steps in a seconds-long fine-tune: capped, not yet tuned
+
+
+def batch_from_memory(free_bytes: int, peak2: int, peak4: int, floor: int, cap: int = GPU_MAX_BATCH,
+                      use: float = 0.6) -> int:
+    """The largest batch whose extrapolated peak (from the peaks at batch 2 and 4) fits ``use`` of free memory,
+    between ``floor`` and ``max(floor, cap)``."""
+    per_tile = max(1.0, (peak4 - peak2) / 2)
+    fixed = max(0.0, peak2 - 2 * per_tile)
+    fit = int((free_bytes * use - fixed) // per_tile)
+    return max(floor, min(max(floor, cap), fit))
 
 
 @dataclass
@@ -492,6 +573,7 @@ class Run:
     batches: TileBatches
     counts: dict
     say: Callable[[str], None]
+    batch_size: int = 8  # the starting batch (config's, or chosen from free GPU memory)
     should_stop: Callable[[], bool] | None = None
     on_step: Callable[[dict], None] | None = None
     on_epoch: Callable[[dict], None] | None = None
@@ -538,23 +620,26 @@ def _start_run(config: TrainConfig, workdir: Path, out: Path, device: torch.devi
     wd = config.weight_decay if setup.strategy.uses_weight_decay() else 0.0
     # All parameters go to the optimizer (gradual unfreezes later); frozen ones have no gradient and are skipped.
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=wd)
-    sampler = D.TileSampler(setup.train, setup.tile, config.scale_jitter if config.augment else 0.0, config.seed)
+    loss_fn = make_loss(config, setup.spec.classes)
+    batch = gpu_autosize(setup, config, device, loss_fn, say)
+    if config.compile:
+        model.compile()  # in place: parameter names (and so checkpoints) stay as they are
     return Run(config=config, setup=setup, workdir=workdir, out=out, device=device, optimizer=optimizer,
-               loss_fn=make_loss(config, setup.spec.classes), batches=TileBatches(sampler, config.seed, device),
-               counts=counts, say=say, **hooks)
+               loss_fn=loss_fn, batches=make_batches(setup, config, device), counts=counts, say=say,
+               batch_size=batch, **hooks)
 
 
 def _make_budget(run: Run, clock: Callable[[], float], t_start: float) -> Budget:
     config = run.config
     # At least 16 steps per epoch: validation + saving cost ~10 % of a budget at 8.
-    steps = config.steps_per_epoch or max(16, math.ceil(run.batches.sampler.area_tiles / config.batch_size))
+    steps = config.steps_per_epoch or max(16, math.ceil(run.batches.sampler.area_tiles / run.batch_size))
     return Budget(epochs=config.budget_epochs, seconds=config.minutes * 60 if config.minutes else None,
                   steps_per_epoch=steps, clock=clock, t_start=t_start)
 
 
 def _restore(run: Run, resume: bool) -> TrainState:
     """A fresh state, or the one saved in ``last/`` (resume); metrics.jsonl is trimmed or restarted to match."""
-    state = TrainState(batch_size=run.config.batch_size)
+    state = TrainState(batch_size=run.batch_size)
     if resume:
         found = find_state(run.workdir)
         if found is None:
@@ -563,7 +648,7 @@ def _restore(run: Run, resume: bool) -> TrainState:
         info = load_state(found, run.model, run.optimizer)
         if info.get("data_hash") != run.setup.raw.data_hash:
             raise JobError("the labelled set changed since this job started; start a new job instead of resuming")
-        state = TrainState.from_resume_info(info, run.config.batch_size)
+        state = TrainState.from_resume_info(info, run.batch_size)
         _rewrite_metrics(run.metrics_path, state.epoch)
         run.say(f"resumed from {found.name} at epoch {state.epoch} (step {state.step}, {state.offset_s:.0f} s done)")
     elif run.metrics_path.exists():
@@ -603,7 +688,7 @@ def selection_score(run: Run, scores: dict, train_loss: float) -> float | None:
     return -train_loss
 
 
-def _one_step(run: Run, state: TrainState, budget: Budget, g: torch.Generator) -> float | None:
+def _one_step(run: Run, state: TrainState, budget: Budget, g: torch.Generator) -> torch.Tensor | None:
     """One optimisation step at the scheduled learning rate; None when it ran out of memory (batch halved)."""
     state.lr = _lr_at(run.config, budget.progress(state.step))
     for group in run.optimizer.param_groups:
@@ -611,7 +696,7 @@ def _one_step(run: Run, state: TrainState, budget: Budget, g: torch.Generator) -
     x, y = run.batches.next(state.batch_size)
     try:
         return _step(run.model, run.setup.strategy, run.optimizer, run.loss_fn, x, y, g, run.config, run.device,
-                     run.setup.spec.in_channels, run.seg)
+                     run.setup.spec.in_channels, run.seg, dihedral_done=run.batches.dihedral_done)
     except Exception as err:  # noqa: BLE001 - only out-of-memory is handled here, everything else re-raised
         if not is_oom(err):
             raise
@@ -631,6 +716,7 @@ def train_epoch(run: Run, state: TrainState, budget: Budget) -> EpochOutcome:
     run.batches.start_epoch(state.epoch)
     g = torch.Generator(device=run.device).manual_seed(config.seed * 100003 + state.epoch)
     out = EpochOutcome(losses=[], steps=0)
+    pending = None  # (loss, step) of the last step, not read yet
     while out.steps < budget.steps_per_epoch:
         if run.should_stop is not None and run.should_stop():
             out.stop_reason = "cancelled"
@@ -640,18 +726,30 @@ def train_epoch(run: Run, state: TrainState, budget: Budget) -> EpochOutcome:
         if state.step > 0 and budget.time_up():
             out.stop_reason = "time"
             break
-        loss_val = _one_step(run, state, budget, g)
-        if loss_val is None:
+        loss = _one_step(run, state, budget, g)
+        if loss is None:
             continue
-        if not math.isfinite(loss_val):
-            raise JobError(f"the training loss became {loss_val} at step {state.step + 1}; lower the learning rate")
-        out.losses.append(loss_val)
         state.step += 1
         out.steps += 1
-        if run.on_step is not None:
-            run.on_step({"epoch": state.epoch, "step": state.step, "progress": min(1.0, budget.progress(state.step)),
-                         "loss": loss_val, "seconds": budget.elapsed()})
+        # A step's loss is read after the next step is queued: reading it at once would make the CPU wait for the
+        # GPU every step, and the GPU then idle while the CPU prepares the next batch.
+        if pending is not None:
+            _account(run, state, budget, out, *pending)
+        pending = (loss, state.step)
+    if pending is not None:
+        _account(run, state, budget, out, *pending)
     return out
+
+
+def _account(run: Run, state: TrainState, budget: Budget, out: EpochOutcome, loss, step: int) -> None:
+    """Record one finished step's loss (a tensor or float) and report it; a non-finite loss ends the run."""
+    loss_val = float(loss)
+    if not math.isfinite(loss_val):
+        raise JobError(f"the training loss became {loss_val} at step {step}; lower the learning rate")
+    out.losses.append(loss_val)
+    if run.on_step is not None:
+        run.on_step({"epoch": state.epoch, "step": step, "progress": min(1.0, budget.progress(step)),
+                     "loss": loss_val, "seconds": budget.elapsed()})
 
 
 def _end_epoch(run: Run, state: TrainState, budget: Budget, outcome: EpochOutcome, wall_start: float,
@@ -795,15 +893,16 @@ def train(
 
 
 def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator,
-          config: TrainConfig, device: torch.device, in_channels: int, seg: bool) -> float:
+          config: TrainConfig, device: torch.device, in_channels: int, seg: bool,
+          dihedral_done: bool = False) -> torch.Tensor:
     """One optimisation step on a batch of tiles on the device (augmented there); returns the loss."""
     if seg:
         if config.augment:
             x, y = augment_batch(x, y, g, noise_probability=config.noise_probability, dose_range=config.dose_range,
-                                 jitter=config.intensity_jitter)
+                                 jitter=config.intensity_jitter, dihedral=not dihedral_done)
         target = y
     else:
-        x, _ = random_dihedral(x, None, g) if config.augment else (x, None)
+        x, _ = random_dihedral(x, None, g) if config.augment and not dihedral_done else (x, None)
         target = x
         x = poisson_noise(x, random_doses(x.shape[0], config.dose_range, g), g)
     logits = _forward(model, x, device, config.amp, in_channels, config.channels_last)
@@ -813,7 +912,7 @@ def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     optimizer.step()
-    return float(loss.detach())
+    return loss.detach()  # a tensor: the caller reads it a step later (no wait on the device here)
 
 
 def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, device, seconds: float,
@@ -879,7 +978,9 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
         provenance=_provenance(setup, config, record, counts, device, seconds, stop_reason),
     )
     model = copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format).eval()
-    meta.provenance["ood"] = _ood_reference(model, setup)
+    # The domain-shift reference (an encoder pass over every training image, on the CPU) only for the final result:
+    # computed at every improving epoch it stalled a GPU run for longer than the epoch itself.
+    meta.provenance["ood"] = _ood_reference(model, setup) if metrics_path is not None else None
     card = _card(meta, setup.spec, model, folder.name)
     if metrics_path is None:
         return save_checkpoint(model, folder, meta, card)

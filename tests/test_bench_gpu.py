@@ -1,0 +1,36 @@
+"""bench/bench_gpu.py cannot rot: its CPU smoke version runs end to end as a user would start it (another working
+directory, no PYTHONPATH), on the real steel set."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_gpu.py"
+
+
+def _run(tmp_path, *args):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_cpu_smoke_run_prints_the_table_and_writes_json(shared_data, tmp_path):
+    out = tmp_path / "gpu.json"
+    r = _run(tmp_path, "--device", "cpu", "--data", str(shared_data), "--json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("# cpu (") and "loop / bare" in r.stdout and "TTA-8 / bare" in r.stdout
+    res = json.loads(out.read_text())
+    assert [(t["tile"], t["batch"]) for t in res["training"]] == [(32, 2), (64, 2)]
+    assert all(t["loop_tiles_s"] > 0 and t["bare_tiles_s"] > 0 and t["bare_gflop_per_step"] > 0
+               for t in res["training"])
+    assert 0 <= res["plateau"]["best_f1"] <= 1 and res["plateau"]["plateau_epoch"] >= 1
+    assert [p["size"] for p in res["predict"]] == [64, 128] and all(p["tta8_s"] > 0 for p in res["predict"])
+
+
+def test_missing_data_is_a_one_line_error(tmp_path):
+    r = _run(tmp_path, "--device", "cpu", "--data", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and r.stderr.startswith("error: no steel set") and "Traceback" not in r.stderr
