@@ -250,8 +250,17 @@ def _vm_size() -> int:
 def _encode(header: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
     arrays = [np.ascontiguousarray(a) for a in arrays]
     header = {**header, "_arrays": [[a.dtype.str, list(a.shape)] for a in arrays]}
-    head = json.dumps(header, allow_nan=False, default=str).encode("utf-8")
+    # internal to the two processes: NaN may cross (metadata as the file has it); NumPy scalars become Python ones
+    head = json.dumps(header, default=_plain).encode("utf-8")
     return b"".join([struct.pack("<Q", len(head)), head, *(a.tobytes() for a in arrays)])
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
 
 
 def _decode(blob: bytes, name: str) -> Payload:
