@@ -279,12 +279,12 @@ def read_yolo_seg(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 
     YOLO class ``c`` becomes mask class ``c + 1`` (0 stays background). An empty file is an image with no objects.
     """
-    path = Path(path)
-    h, w = shape
-    polys = []
     from temzoo.errors import ReadError
     from temzoo.io.untrusted import read_small
 
+    path = Path(path)
+    h, w = shape
+    polys = []
     try:
         lines = read_small(path, "YOLO label file").decode("utf-8").splitlines()
     except ReadError as err:
