@@ -49,6 +49,8 @@ class Micrograph:
             if not 0 <= i < self.n_frames:
                 raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
             arr = self.data[i]
+            if hasattr(arr, "compute"):  # one dask frame, in this thread: a process without a dask thread pool
+                arr = arr.compute(scheduler="synchronous")  # can fork the next untrusted parse (io/untrusted.py)
         return np.asarray(arr, dtype=np.float32)
 
     def with_data(self, data: np.ndarray, pixel_size_nm: float | None = None) -> Micrograph:

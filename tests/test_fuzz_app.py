@@ -53,7 +53,7 @@ def test_load_page_survives_damaged_uploads(shared_data):
     assert errors >= 8  # most damage is caught
     good = (shared_data / JEOL).read_bytes()
     at.file_uploader[0].set_value(("JEOL HAADF Image.dm4", good, "application/octet-stream")).run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.session_state[state.MICROGRAPH].pixel_size_nm == pytest.approx(1.2490136, rel=1e-6)
     _record("app_load_page", uploads=len(picks) + 1, errors_shown=errors, images=images + 1, exceptions=0)
 
@@ -85,7 +85,7 @@ def test_segment_page_rejects_bad_masks_cleanly(tiny_checkpoint):
     assert up is not None
     good = (rng.random((64, 80)) > 0.5).astype(np.uint8) * 255
     at.file_uploader(key="seg_mask_upload").set_value(("good.png", _png(good), "image/png")).run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert {"f1", "iou", "ece"} <= {m.label for m in at.metric}
     _record("app_segment_masks", bad_masks=len(bad), errors_shown=shown, good_mask_scored=True)
 

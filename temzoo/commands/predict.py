@@ -116,7 +116,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, name: str) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc="predict", unit="file", file=sys.stderr, dynamic_ncols=True)
+            # only on a terminal: piped stderr keeps the contract's single error line
+            bar = tqdm(total=total, desc="predict", unit="file", file=sys.stderr, dynamic_ncols=True, disable=None)
         bar.update(done - bar.n)
         bar.set_postfix_str(name[-40:], refresh=False)
 

@@ -12,6 +12,7 @@ skipped; ``read_micrograph(path, index=K)`` and ``inspect`` use the same numberi
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import math
 import os
@@ -217,15 +218,13 @@ def _warm(ext: str) -> None:
 
 def _scan_payload(path: str, fmt: str, lazy: bool | None) -> untrusted.Payload:
     """The child's side of :func:`_scan_limited`: declared-size checks, the parse, then plain JSON + arrays."""
-    from temzoo.io.writers import _jsonable
-
     p = Path(path)
     if fmt == "TIFF":
         untrusted.check_declared_tiff(p, lazy=lazy)
     result = _scan_raw(p, fmt, lazy)
     if any(_is_dask(mg.data) for mg in result.micrographs):
         return {"lazy": True}, []
-    meta = [{"pixel_size_nm": mg.pixel_size_nm, "metadata": _jsonable(mg.metadata), "index": mg.index,
+    meta = [{"pixel_size_nm": mg.pixel_size_nm, "metadata": mg.metadata, "index": mg.index,
              "title": mg.title, "original_dtype": mg.original_dtype, "reciprocal": mg.reciprocal}
             for mg in result.micrographs]
     skipped = [[s.index, s.title, s.reason] for s in result.skipped]
@@ -365,15 +364,16 @@ def _scan_hyperspy(p: Path, fmt: str, lazy: bool | None) -> ReadResult:
     hs = _hyperspy()
     with _quiet():
         signals: Any = None
+        # hs.load takes its argument as a glob pattern: a file named a[1].dm3 must be escaped to be found.
         # Lazy first: only headers are parsed, so corrupt headers claiming huge arrays cannot allocate memory
         # before the size checks below. Some entries (RGBA in DM) cannot be lazy: retry eagerly for modest files.
         try:
-            signals = hs.load(str(p), lazy=True)
+            signals = hs.load(glob.escape(str(p)), lazy=True)
         except Exception as err:  # noqa: BLE001 - any reader failure becomes one ReadError line
             first = err
             if p.stat().st_size <= EAGER_RETRY_BYTES:
                 try:
-                    signals = hs.load(str(p), lazy=False)
+                    signals = hs.load(glob.escape(str(p)), lazy=False)
                 except Exception as err2:  # noqa: BLE001
                     first = err2
             if signals is None:

@@ -17,6 +17,7 @@ process' own size). ``TEMZOO_SANDBOX=0`` parses in-process (debugging only). Rul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
@@ -24,9 +25,11 @@ import os
 import resource
 import stat
 import struct
+import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +163,8 @@ def run_limited(fn: Callable[..., Payload], *args: Any, name: str = "the file",
         ctx.set_forkserver_preload(["temzoo.io.untrusted", *(preload or [])])
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, memory, seconds), daemon=True)
-    proc.start()
+    with _bare_main(method == "forkserver"):
+        proc.start()
     send.close()
     try:
         data = _receive(recv, proc, seconds, name)
@@ -170,6 +174,21 @@ def run_limited(fn: Callable[..., Payload], *args: Any, name: str = "the file",
             proc.kill()
         proc.join(5)
     return _decode(data, name)
+
+
+@contextlib.contextmanager
+def _bare_main(active: bool) -> Iterator[None]:
+    """Hide ``__main__`` while a fork-server child is prepared: multiprocessing would run the parent's main script
+    again in the child, and under Streamlit that is the page script (the child died with exit code 1)."""
+    main = sys.modules.get("__main__")
+    if not active or main is None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _receive(recv: Any, proc: Any, seconds: float, name: str) -> bytes:
@@ -250,8 +269,17 @@ def _vm_size() -> int:
 def _encode(header: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
     arrays = [np.ascontiguousarray(a) for a in arrays]
     header = {**header, "_arrays": [[a.dtype.str, list(a.shape)] for a in arrays]}
-    head = json.dumps(header, allow_nan=False, default=str).encode("utf-8")
+    # internal to the two processes: NaN may cross (metadata as the file has it); NumPy scalars become Python ones
+    head = json.dumps(header, default=_plain).encode("utf-8")
     return b"".join([struct.pack("<Q", len(head)), head, *(a.tobytes() for a in arrays)])
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
 
 
 def _decode(blob: bytes, name: str) -> Payload:

@@ -67,6 +67,19 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu").contiguous().clone()
 
 
+def _finite_json(payload: dict[str, Any]) -> str:
+    """JSON text without NaN/inf (issue #12: never persist a non-finite number): a diverged score becomes null."""
+    import math
+
+    from temzoo.io.writers import _jsonable
+
+    def scalar(x: Any) -> float | None:  # tensors and other number-likes the optimizer state holds
+        v = float(x)
+        return v if math.isfinite(v) else None
+
+    return json.dumps(_jsonable(payload), indent=1, default=scalar, allow_nan=False)
+
+
 def save_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict[str, Any]) -> Path:
     """Write weights, optimizer moments and ``info`` (epoch, step, seconds, best score, ...) atomically."""
     from safetensors.torch import save_file
@@ -86,7 +99,7 @@ def save_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Opti
     def fill(tmp: Path) -> None:
         save_file(weights, str(tmp / MODEL))
         save_file(tensors, str(tmp / OPTIMIZER))
-        (tmp / STATE).write_text(json.dumps(payload, indent=1, default=float))
+        (tmp / STATE).write_text(_finite_json(payload))
 
     return atomic_dir(folder, fill)
 

@@ -42,14 +42,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-# The whole tests/hostile/ suite (all classes, all modules) must finish within this on CI's 2 shared cores; the rest
-# of the suite takes ~9 min and CI allows 30. Each module's share is written next to its generators.
-HARNESS_BUDGET_S = 420
+# The whole tests/hostile/ suite (all classes, all modules) must finish within this on CI's 2 cores; the rest of the
+# suite takes ~9 min and CI allows 30. Each module's share is written next to its generators (MODULE_BUDGET_S).
+HARNESS_BUDGET_S = 900
 SUBPROCESS_TIMEOUT_S = 120.0  # one subprocess (one cold case, or one whole batch)
 ITEM_TIMEOUT_S = 25.0  # one case inside a batch: above the reader's own limit below, so a hang is OUR failure
 MEMORY_LIMIT_MB = 8192  # RLIMIT_AS of every subprocess: torch alone maps ~3 GB of address space at import
 # The environment every subprocess gets: tight reader limits so bombs and loops are stopped fast.
-HOSTILE_ENV = {"HF_HUB_OFFLINE": "1", "TEMZOO_READ_TIMEOUT_S": "10", "TEMZOO_READ_MEMORY_MB": "1024",
+HOSTILE_ENV = {"HF_HUB_OFFLINE": "1", "TEMZOO_READ_TIMEOUT_S": "5", "TEMZOO_READ_MEMORY_MB": "1024",
                "TEMZOO_TEST": "1", "PYTHONPATH": os.pathsep.join(
                    p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
 COUNTS_FILE = REPO / "test-artifacts" / "hostile.json"
