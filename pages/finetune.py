@@ -63,17 +63,16 @@ def _panel(d: str, was_active: bool) -> None:
     c[0].metric("State", s.state)
     c[1].metric("Epochs", len(recs))
     c[2].metric("Best val F1", f"{max(f1s):.3f}" if f1s else "–")
+    ran = jobs.ran_seconds(s)  # every attempt: a resumed job counts the time before its resume
     c[3].metric("Time left" if s.active else "Ran for",
-                uj.fmt_seconds(jobs.eta_seconds(d)) if s.active else uj.fmt_seconds(
-                    (s.finished - s.started) if s.finished and s.started else None))
+                uj.fmt_seconds(jobs.eta_seconds(d) if s.active else ran))
     st.caption(f"Device: {s.device or 'not started yet'} · base {cfg.get('base')} · strategy {cfg.get('strategy')}"
                " · "
-               f"batch {s.batch_size} · job {s.id}")
+               f"batch {s.batch_size} · job {s.id}"
+               + (f" · {s.attempts} attempts, {uj.fmt_seconds(ran)} in all" if s.attempts > 1 else ""))
     if s.state == "running":
-        if cfg.get("minutes") and s.started:
-            import time
-
-            frac = (time.time() - s.started) / (float(cfg["minutes"]) * 60)
+        if cfg.get("minutes") and ran:
+            frac = ran / (float(cfg["minutes"]) * 60)
         else:
             frac = len(recs) / max(int(cfg.get("epochs") or 1), 1)
         st.progress(min(max(frac, 0.0), 1.0))

@@ -78,6 +78,7 @@ class JobStatus:
     result: str | None = None  # the result folder in the local zoo, once done
     batch_size: int | None = None
     attempts: int = 0  # worker launches (1 + resumes)
+    prior_seconds: float = 0.0  # running time of the earlier attempts (a resume adds the last one's)
     target: str = DEFAULT_TARGET
     zoo_dir: str | None = None  # where the result goes (resolved at submit time, so TEMZOO_HOME may change later)
     kind: str = "train"  # one of JOB_KINDS: what the worker runs and where its result goes
@@ -325,12 +326,12 @@ def _safe_name(name: str) -> str:
 
 
 def submit(config: Any, root: str | Path | None = None, name: str | None = None, *,
-           target: str = DEFAULT_TARGET, kind: str = "train") -> JobHandle:
+           target: str = DEFAULT_TARGET, kind: str = "train", zoo_dir: str | Path | None = None) -> JobHandle:
     """Queue a training job and start its worker process; returns at once.
 
     ``config`` is a :class:`temzoo.train.config.TrainConfig` (or its ``to_dict()``); ``root`` is the folder that holds
     job folders (default ``temzoo.paths.jobs_dir()``); ``name`` names the result in the local zoo (default
-    ``<strategy>-<job id>``). ``target`` ("module:function" with train()'s signature) exists for fault-injection tests.
+    ``<strategy>-<job id>``); ``zoo_dir`` where the result goes (default the local zoo). ``target`` ("module:function" with train()'s signature) exists for fault-injection tests.
     ``kind="batch"``: ``config`` is temzoo.batch.job_config()'s dict and ``target`` its runner (use
     temzoo.batch.submit_batch).
     """
@@ -355,7 +356,7 @@ def submit(config: Any, root: str | Path | None = None, name: str | None = None,
     st = JobStatus(
         id=job_id, dir=str(d), name=_safe_name(name or f"{cfg.get('strategy', 'model') if kind == 'train' else kind}-{job_id}"),
         submitted=time.time(), batch_size=cfg.get("batch_size"), attempts=1, target=target,
-        zoo_dir=str(paths.local_zoo_dir()), kind=kind,
+        zoo_dir=str(zoo_dir or paths.local_zoo_dir()), kind=kind,
     )
     _write_status(st)
     _enqueue(d, job_id)
@@ -466,7 +467,8 @@ def resume(job: JobHandle | str | Path, root: str | Path | None = None) -> JobHa
         raise JobError(f"job {st.id} already finished; its result is {st.result}")
     (d / CANCEL_FILE).unlink(missing_ok=True)
     (d / PID_FILE).unlink(missing_ok=True)
-    st.state, st.pid, st.pid_start, st.error, st.finished = "queued", None, None, None, None
+    st.prior_seconds = ran_seconds(st)
+    st.state, st.pid, st.pid_start, st.error, st.finished, st.started = "queued", None, None, None, None, None
     st.submitted, st.attempts = time.time(), st.attempts + 1
     _write_status(st)
     _enqueue(d, st.id)
@@ -487,20 +489,30 @@ def wait(job: JobHandle | str | Path, timeout: float | None = None, root: str | 
         time.sleep(_POLL_S)
 
 
+def ran_seconds(st: JobStatus, now: float | None = None) -> float | None:
+    """How long the job has run, every attempt together (a resumed job counts the time before its resume)."""
+    if not st.started:
+        return st.prior_seconds or None
+    end = st.finished or (now or time.time())
+    return st.prior_seconds + max(0.0, end - st.started)
+
+
 def eta_seconds(job: JobHandle | str | Path, root: str | Path | None = None) -> float | None:
-    """Rough time left for a running job, from its budget (minutes and/or epochs) and the epochs done so far."""
+    """Rough time left for a running job, from its budget (minutes and/or epochs) and the epochs done so far;
+    the time of earlier attempts counts (the trainer's budget does too: it resumes its clock from the checkpoint)."""
     d = job_dir(job, root)
     st = _refresh(d)
     if st.state != "running" or not st.started:
         return None
     cfg = read_config(d)
+    ran = ran_seconds(st) or 0.0
     guesses = []
     if cfg.get("minutes"):
-        guesses.append(max(0.0, float(cfg["minutes"]) * 60 - (time.time() - st.started)))
+        guesses.append(max(0.0, float(cfg["minutes"]) * 60 - ran))
     recs = read_metrics(d)
     if cfg.get("epochs") and recs:
         done = max(int(recs[-1].get("epoch", len(recs))), len(recs))
-        per_epoch = (time.time() - st.started) / max(len(recs), 1)
+        per_epoch = ran / max(len(recs), 1)
         guesses.append(max(0.0, (int(cfg["epochs"]) - done) * per_epoch))
     return min(guesses) if guesses else None
 
@@ -529,15 +541,23 @@ def _device_line(pref: str) -> str:
 
 
 def _install_result(result: Path, st: JobStatus) -> Path:
-    """Copy the result folder into the local zoo under a free name (copied to a temp name, then renamed)."""
-    zoo = Path(st.zoo_dir or paths.local_zoo_dir())
+    return install_folder(result, Path(st.zoo_dir or paths.local_zoo_dir()), st.name)
+
+
+def install_folder(result: Path, zoo: Path, name: str) -> Path:
+    """Copy a result folder into ``zoo`` under a free name (``name``, ``name-2``, ...; never over anything), copied
+    to a temp name, then renamed; its card is titled with that name and loads from that folder."""
+    from temzoo.zoo.cards import retitle_card
+
+    name = _safe_name(name)
     zoo.mkdir(parents=True, exist_ok=True)
-    dest, n = zoo / st.name, 2
+    dest, n = zoo / name, 2
     while dest.exists():
-        dest, n = zoo / f"{st.name}-{n}", n + 1
+        dest, n = zoo / f"{name}-{n}", n + 1
     tmp = zoo / f".{dest.name}.{os.getpid()}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(result, tmp)
+    retitle_card(tmp, dest.name, dest)
     os.replace(tmp, dest)
     return dest
 
