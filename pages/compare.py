@@ -72,6 +72,11 @@ def _view(was_active: bool) -> None:
          for r in rows],
         hide_index=True, width="stretch",
     )
+    scored = [r for r in rows if isinstance(r.get("best_val_f1"), (int, float))]
+    if scored:
+        st.caption("Best validation F1: " + " · ".join(
+            f"{r['strategy']} ({r['n_images']} img) {r['best_val_f1']:.3f}" + (" (base kept)" if r["base_kept"] else "")
+            for r in sorted(scored, key=lambda r: -r["best_val_f1"])))
     runs = {f"{run['strategy']}/{run['n_images']}": jobs.read_metrics(run["job"]) for run in record["runs"]}
     runs = {k: v for k, v in runs.items() if v}
     if runs:
