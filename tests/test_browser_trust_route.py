@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import budget_epochs, choose, nav, start_app_server, stop_app_server, wait_for_app
+from tests.util import budget_epochs, choose, compare_two_strategies, nav, start_app_server, stop_app_server, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -184,19 +184,7 @@ def test_issue14_route_in_the_browser(browser, shared_data, tmp_path, artifacts)
 
         # 5. compare two strategies from the pretrained base, 1 epoch each: real F1 values
         nav(page, "Compare")
-        choose(page, "Start from", "steel-dislocation-loops (bundled)")
-        strategies = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Strategies").first
-        strategies.locator("input").first.click()
-        page.keyboard.press("Backspace")  # full, freeze-encoder, l2sp -> full, freeze-encoder
-        page.keyboard.press("Escape")
-        wait_for_app(page)
-        budget_epochs(page, 1)
-        wait_for_app(page)
-        page.get_by_text("2 runs, one after another, 1 epochs each").first.wait_for()
-        page.get_by_role("button", name="Start comparison").click()
-        wait_for_app(page)
-        page.get_by_text("2 of 2 runs finished").first.wait_for(timeout=300_000)
-        wait_for_app(page)
+        compare_two_strategies(page, "steel-dislocation-loops (bundled)")
         line = page.get_by_text("Best validation F1:").first.inner_text()
         f1 = {m.group(1): float(m.group(2)) for m in re.finditer(r"([a-z-]+) \(1 img\) ([\d.]+)", line)}
         assert set(f1) == {"full", "freeze-encoder"} and all(0.2 < v <= 1 for v in f1.values()), line
