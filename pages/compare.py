@@ -34,7 +34,7 @@ with st.expander("New comparison", expanded=not comparison.list_comparisons(root
     opts["pixel_size_nm"] = opts["pixel_size_nm"] or set_px
     cfg = TrainConfig(images=str(folder / "images") if folder else "", masks=str(folder / "masks") if folder else None,
                       base=base, **opts)
-    n_runs = comparison.planned_runs(folder, strategies, sizes or None) if folder else 0
+    n_runs = comparison.planned_runs(folder, strategies, sizes or None, cfg.val_fraction) if folder else 0
     st.caption(uj.comparison_time(n_runs, cfg.minutes, cfg.epochs), help="Runs wait in one queue (one device).")
     if st.button("Start comparison", type="primary", disabled=folder is None, key="cmp_start"):
         try:

@@ -331,7 +331,8 @@ def submit(config: Any, root: str | Path | None = None, name: str | None = None,
 
     ``config`` is a :class:`temzoo.train.config.TrainConfig` (or its ``to_dict()``); ``root`` is the folder that holds
     job folders (default ``temzoo.paths.jobs_dir()``); ``name`` names the result in the local zoo (default
-    ``<strategy>-<job id>``); ``zoo_dir`` where the result goes (default the local zoo). ``target`` ("module:function" with train()'s signature) exists for fault-injection tests.
+    ``<strategy>-<job id>``); ``zoo_dir`` where the result goes (default the local zoo). ``target``
+    ("module:function" with train()'s signature) exists for fault-injection tests.
     ``kind="batch"``: ``config`` is temzoo.batch.job_config()'s dict and ``target`` its runner (use
     temzoo.batch.submit_batch).
     """
@@ -467,7 +468,7 @@ def resume(job: JobHandle | str | Path, root: str | Path | None = None) -> JobHa
         raise JobError(f"job {st.id} already finished; its result is {st.result}")
     (d / CANCEL_FILE).unlink(missing_ok=True)
     (d / PID_FILE).unlink(missing_ok=True)
-    st.prior_seconds = ran_seconds(st)
+    st.prior_seconds = ran_seconds(st) or 0.0
     st.state, st.pid, st.pid_start, st.error, st.finished, st.started = "queued", None, None, None, None, None
     st.submitted, st.attempts = time.time(), st.attempts + 1
     _write_status(st)
