@@ -58,20 +58,22 @@ def _stroke(page, row: float) -> None:
     wait_for_app(page)
 
 
-def _label_from_prediction(page, name: str, row: float) -> None:
-    """Start from the model's prediction, correct it with one brush stroke, save as ``name``."""
+def _label_from_prediction(page, name: str, row: float, expect: float | None = None) -> float:
+    """Start from the model's prediction, correct it with one brush stroke, save as ``name``; returns the starting
+    mask's labelled percentage (``expect``: what it must be, the prediction's, known from an earlier label)."""
     box = page.get_by_label("Name")
     box.fill(name)
     box.press("Enter")  # reruns the page: after a save, a fresh canvas from the prediction again
+    page.get_by_text(re.compile(r"^Saved ")).first.wait_for(state="hidden", timeout=60_000)  # that rerun is done
     wait_for_app(page)
     choose(page, "Start from", "Current model's prediction")
     page.get_by_text("Prediction threshold").first.wait_for(timeout=120_000)
     last = None
     for _ in range(240):  # the prediction (the Segment page's, cached) becomes the starting mask: wait until the
-        wait_for_app(page)  # caption is non-zero and steady (a rerun may still be on its way)
+        wait_for_app(page)  # caption is the expected value, or non-zero and steady (a rerun may be on its way)
         page.wait_for_timeout(500)
         now = _labelled_percent(page)
-        if now > 0 and now == last:
+        if (now == expect) if expect is not None else (now > 0 and now == last):
             break
         last = now
     start = _labelled_percent(page)
@@ -85,6 +87,7 @@ def _label_from_prediction(page, name: str, row: float) -> None:
     page.get_by_role("button", name="Add to labelled set").click()
     wait_for_app(page)
     page.get_by_text(f"Saved {name} (").first.wait_for(timeout=30_000)
+    return start
 
 
 def test_issue14_route_in_the_browser(browser, shared_data, tmp_path, artifacts):
@@ -142,8 +145,8 @@ def test_issue14_route_in_the_browser(browser, shared_data, tmp_path, artifacts)
 
         # 3. labels started from the prediction, corrected with the brush (two: Compare needs a validation image)
         nav(page, "Label")
-        _label_from_prediction(page, STEM, 0.3)
-        _label_from_prediction(page, f"{STEM}-b", 0.6)
+        start = _label_from_prediction(page, STEM, 0.3)
+        assert _label_from_prediction(page, f"{STEM}-b", 0.6, expect=start) == start  # a fresh start after a save
         shot("labelled")
         [labels] = (home / "sessions").glob("*/labels")
         pairs = labelset.list_pairs(labels)
