@@ -32,11 +32,13 @@ with st.expander("New comparison", expanded=not comparison.list_comparisons(root
                            help="Each size trains every strategy on that many images (validation images stay fixed).")
     opts = uj.budget_inputs("cmp", base)
     opts["pixel_size_nm"] = opts["pixel_size_nm"] or set_px
+    cfg = TrainConfig(images=str(folder / "images") if folder else "", masks=str(folder / "masks") if folder else None,
+                      base=base, **opts)
+    n_runs = comparison.planned_runs(folder, strategies, sizes or None, cfg.val_fraction) if folder else 0
+    st.caption(uj.comparison_time(n_runs, cfg.minutes, cfg.epochs), help="Runs wait in one queue (one device).")
     if st.button("Start comparison", type="primary", disabled=folder is None, key="cmp_start"):
         try:
-            cfg = TrainConfig(images=str(folder / "images"), masks=str(folder / "masks"), base=base, **opts)
-            cfg.validate()
-            rec = comparison.submit_comparison(cfg, strategies, sizes or None, root)
+            rec = comparison.submit_comparison(cfg.validate(), strategies, sizes or None, root)
             st.session_state[CMP_KEY] = rec["id"]
             st.toast(f"{len(rec['runs'])} runs queued")
         except TemzooError as err:
@@ -66,10 +68,15 @@ def _view(was_active: bool) -> None:
         [{"strategy": r["strategy"], "labelled images": r["n_images"], "state": r["state"],
           "best val F1": r.get("best_val_f1"), "best val IoU": r.get("best_val_iou"), "epochs": r.get("epochs"),
           "seconds": r.get("seconds"), "seconds to best": r.get("seconds_to_best"),
-          "result": "base kept" if r.get("base_kept") else ("fine-tuned" if r["state"] == "done" else "")}
+          "result": "base kept (its F1)" if r.get("base_kept") else ("fine-tuned" if r["state"] == "done" else "")}
          for r in rows],
         hide_index=True, width="stretch",
     )
+    scored = [r for r in rows if isinstance(r.get("best_val_f1"), (int, float))]
+    if scored:
+        st.caption("Best validation F1: " + " · ".join(
+            f"{r['strategy']} ({r['n_images']} img) {r['best_val_f1']:.3f}" + (" (base kept)" if r["base_kept"] else "")
+            for r in sorted(scored, key=lambda r: -r["best_val_f1"])))
     runs = {f"{run['strategy']}/{run['n_images']}": jobs.read_metrics(run["job"]) for run in record["runs"]}
     runs = {k: v for k, v in runs.items() if v}
     if runs:
@@ -80,6 +87,17 @@ def _view(was_active: bool) -> None:
     for r in rows:
         if r["state"] == "failed" and r.get("error"):
             st.error(f"{r['strategy']} / {r['n_images']} images: {r['error']}")
+    st.caption("The runs' models stay in this comparison's folder, not in your zoo.")
+    if not active and any(r["state"] == "done" for r in rows):
+        c1, c2 = st.columns([2, 1])
+        name = c1.text_input("Name of the winner in your zoo", key=f"cmp_winner_name_{cid}",
+                             placeholder="default: compare-<strategy>-<n>img")
+        if c2.button("Save the winner to your zoo", key=f"cmp_save_{cid}"):
+            try:
+                dest = comparison.save_winner(record, name.strip() or None)
+                st.success(f"Saved the best run (highest validation F1) to your zoo: {dest.name}")
+            except TemzooError as err:
+                st.error(str(err))
     if active and st.button("Cancel remaining runs", key=f"cmp_cancel_{cid}"):
         for run in record["runs"]:
             jobs.cancel(run["job"])

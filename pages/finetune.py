@@ -10,7 +10,7 @@ import streamlit as st
 
 from temzoo import figures
 from temzoo.errors import TemzooError
-from temzoo.train import jobs
+from temzoo.train import comparison, jobs
 from temzoo.train.config import TrainConfig
 from ui import job_controls
 from ui import training_form as uj
@@ -58,22 +58,23 @@ def _panel(d: str, was_active: bool) -> None:
         st.rerun()  # finished: redraw the whole page once, which also stops the polling
     cfg = jobs.read_config(d)
     recs = jobs.read_metrics(d)
-    f1s = [r["val_f1"] for r in recs if isinstance(r.get("val_f1"), (int, float))]
+    best = comparison.summarize_job(d)  # a kept base shows the base's F1, not its epochs' (#14.4)
     c = st.columns(4)
     c[0].metric("State", s.state)
     c[1].metric("Epochs", len(recs))
-    c[2].metric("Best val F1", f"{max(f1s):.3f}" if f1s else "–")
+    f1 = best["best_val_f1"]
+    c[2].metric("Best val F1", f"{f1:.3f}" if isinstance(f1, (int, float)) else "–",
+                help="The base's own validation F1: no epoch beat it" if best["base_kept"] else None)
+    ran = jobs.ran_seconds(s)  # every attempt: a resumed job counts the time before its resume
     c[3].metric("Time left" if s.active else "Ran for",
-                uj.fmt_seconds(jobs.eta_seconds(d)) if s.active else uj.fmt_seconds(
-                    (s.finished - s.started) if s.finished and s.started else None))
+                uj.fmt_seconds(jobs.eta_seconds(d) if s.active else ran))
     st.caption(f"Device: {s.device or 'not started yet'} · base {cfg.get('base')} · strategy {cfg.get('strategy')}"
                " · "
-               f"batch {s.batch_size} · job {s.id}")
+               f"batch {s.batch_size} · job {s.id}"
+               + (f" · {s.attempts} attempts, {uj.fmt_seconds(ran)} in all" if s.attempts > 1 else ""))
     if s.state == "running":
-        if cfg.get("minutes") and s.started:
-            import time
-
-            frac = (time.time() - s.started) / (float(cfg["minutes"]) * 60)
+        if cfg.get("minutes") and ran:
+            frac = ran / (float(cfg["minutes"]) * 60)
         else:
             frac = len(recs) / max(int(cfg.get("epochs") or 1), 1)
         st.progress(min(max(frac, 0.0), 1.0))

@@ -10,12 +10,14 @@ import streamlit as st
 from temzoo.errors import TemzooError
 from temzoo.train import labelset
 from ui import label as ul
+from ui import segment as seg
 from ui import session, state
 from ui.routing import through_app
 
 through_app(__file__)
 
 CANVAS_N = "label_canvas_n"  # bumped after each save so the next drawing starts on a fresh canvas
+PREDICTION = "Current model's prediction"
 
 st.title("Label")
 labels = session.labels_dir()
@@ -26,40 +28,70 @@ with draw_tab:
     if mg is None:
         st.info("Load a micrograph on the Load page to draw on it, or upload image/mask pairs in the Upload tab.")
     else:
-        frame = mg.frame(min(int(state.get(state.FRAME) or 0), mg.n_frames - 1))
+        fi = min(int(state.get(state.FRAME) or 0), mg.n_frames - 1)
+        frame = mg.frame(fi)
         h, w = frame.shape[:2]
         dw, dh = ul.display_size((h, w))
         c1, c2, c3 = st.columns([2, 1, 2])
         tool = c1.radio("Tool", ["Brush", "Eraser", "Polygon", "Rectangle"], horizontal=True, key="label_tool",
                         help="Red adds, blue (eraser) removes. Close a polygon by clicking its first point again.")
         size = c2.slider("Brush size", 1, 80, 14, key="label_brush")
-        start = c3.selectbox("Start from", ["Empty mask", "Threshold: bright features", "Threshold: dark features"],
-                             key="label_start", help="An automatic starting mask to correct with brush and eraser.")
-        base = None if start == "Empty mask" else labelset.threshold_mask(frame, invert="dark" in start)
+        model_ref = state.get(state.MODEL_ID) or seg.default_model()
+        starts = ["Empty mask"] + ([PREDICTION] if model_ref else []) + [
+            "Threshold: bright features", "Threshold: dark features"]
+        start = c3.selectbox("Start from", starts, key="label_start",
+                             help="An automatic starting mask to correct with brush and eraser.")
+        thr = None
+        if start == PREDICTION:
+            thr = st.slider("Prediction threshold", 0.05, 0.95, 0.5, 0.05, key="label_pred_threshold",
+                            help=f"Pixels where {model_ref} gives the foreground at least this probability start "
+                                 "labelled; lower it to start with more, raise it for less.")
+        z1, z2, z3 = st.columns([1, 2, 2])
+        zoom = int(z1.select_slider("Zoom", [1, 2, 4, 8], 1, key="label_zoom",
+                                    help="Draw thin boundaries zoomed in; strokes from every view are kept."))
+        cx = z2.slider("Pan left-right", 0.0, 1.0, 0.5, 0.05, key="label_pan_x", disabled=zoom == 1)
+        cy = z3.slider("Pan up-down", 0.0, 1.0, 0.5, 0.05, key="label_pan_y", disabled=zoom == 1)
+        view = (zoom, cx, cy) if zoom > 1 else (1, 0.5, 0.5)
+
+        def _start():
+            if start == PREDICTION:
+                try:
+                    pred = ul.prediction(model_ref, mg, fi)
+                    return labelset.prediction_mask(pred.probability, thr, (h, w))
+                except TemzooError as err:
+                    st.error(str(err))
+                    return None
+            return None if start == "Empty mask" else labelset.threshold_mask(frame, invert="dark" in start)
+
+        start_id = (seg.frame_key(mg, fi), start, thr, model_ref,
+                    st.session_state.get(CANVAS_N, 0))
+        work, gen = ul.working_mask(start_id, _start, (h, w), view)
+        y0, y1, x0, x1 = ul.view_box((h, w), *view)
         from streamlit_drawable_canvas import st_canvas
 
         st.caption("Red strokes and shapes add to the mask, blue (eraser) removes; the last stroke wins. "
-                   "The toolbar above the image has undo, redo and clear.")
+                   "The toolbar above the image has undo, redo and clear."
+                   + (f" Showing x {x0}-{x1}, y {y0}-{y1} of {w}x{h} px at {zoom}x." if zoom > 1 else ""))
         st.write("")  # room for the canvas toolbar, which floats above the image
 
         color = ul.ERASE_RGBA if tool == "Eraser" else ul.LABEL_RGBA
         result = st_canvas(
             fill_color=color, stroke_color=color, stroke_width=size if tool in ("Brush", "Eraser") else 2,
-            background_image=ul.overlay(frame, base, (dw, dh)), width=dw, height=dh,
+            background_image=ul.overlay(frame[y0:y1, x0:x1], work[y0:y1, x0:x1], (dw, dh)), width=dw, height=dh,
             drawing_mode={"Brush": "freedraw", "Eraser": "freedraw", "Polygon": "polygon", "Rectangle": "rect"}[tool],
-            return_image_data=True, key=f"label_canvas_{st.session_state.get(CANVAS_N, 0)}",
+            return_image_data=True, key=f"label_canvas_{gen}",
         )
+        mask = work.copy()
         try:
-            mask = labelset.strokes_to_mask(result.image_data, (h, w), base)
+            mask[y0:y1, x0:x1] = labelset.strokes_to_mask(result.image_data, (y1 - y0, x1 - x0), work[y0:y1, x0:x1])
         except TemzooError as err:
             st.error(str(err))
-            mask = base if base is not None else None
-        if mask is not None:
-            px = f"{mg.pixel_size_nm:.4g} nm/px" if mg.calibrated else "no pixel size"
-            st.caption(f"Mask: {mask.mean() * 100:.1f} % of {w}x{h} pixels labelled · {px}")
+        ul.remember_mask(mask)
+        px = f"{mg.pixel_size_nm:.4g} nm/px" if mg.calibrated else "no pixel size"
+        st.caption(f"Mask: {mask.mean() * 100:.1f} % of {w}x{h} pixels labelled · {px}")
         name = st.text_input("Name", value=labelset.safe_name(mg.title or mg.source or "image"), key="label_name")
         if st.button("Add to labelled set", type="primary", key="label_save",
-                     disabled=mask is None or not mask.any()):
+                     disabled=not mask.any()):
             try:
                 pair = labelset.add_pair(labels, frame, mask, name, mg.pixel_size_nm if mg.calibrated else None,
                                          source=str(mg.source))

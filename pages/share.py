@@ -26,6 +26,16 @@ if not mine:
             "its result lands there.")
     st.stop()
 
+
+def _written(m) -> float:
+    """When the checkpoint's weights were written (a copy into the zoo keeps the time): the newest comes first."""
+    try:
+        return (m.path / "model.safetensors").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+mine.sort(key=_written, reverse=True)
 names = [m.id for m in mine]
 choice = st.selectbox("Checkpoint", names, key="share_model")
 model = mine[names.index(choice)]

@@ -62,6 +62,8 @@ def test_pretrain_denoise_then_finetune_from_it(disc_set, tmp_path, capsys):
     assert summary["base"] == str(den) and summary["strategy"] == "freeze-encoder"
     prov = load_model(str(tmp_path / "ft")).meta.provenance
     assert prov["lineage"][-1]["task"] == "denoising" and "reinitialised" in prov["head_reinitialised"]
+    cites = (tmp_path / "ft" / "README.md").read_text().split("## Citation")[1]  # its lineage's papers only (#14.5)
+    assert "Kazimi" in cites and "U-Net" in cites and "Rangel DaCosta" not in cites
     assert (work / "last" / "state.json").is_file()  # --workdir keeps the resume state
     # --resume picks it up (already finished: one more epoch under a larger budget)
     assert main(["finetune", "--images", str(images), "--masks", str(masks), "--base", str(den),
@@ -76,6 +78,8 @@ def test_pretrain_denoise_then_finetune_from_it(disc_set, tmp_path, capsys):
     (["--epochs", "0"], "epochs must be at least 1"),
     (["--tile-size", "4"], "tile size"),
     (["--resume"], "--resume needs --workdir"),
+    (["--strategy", "l2sp"], "needs a pretrained base, not scratch"),  # #14.4: the registry refuses it
+    (["--strategy", "freeze-encoder"], "needs a pretrained base, not scratch"),
 ])
 def test_finetune_errors_are_one_line(disc_set, tmp_path, capsys, argv, match):
     images, masks = disc_set

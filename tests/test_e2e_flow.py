@@ -20,7 +20,8 @@ import pytest
 
 from tests.hub_server import LoopbackHub
 from tests.test_fuzz_readers import _record
-from tests.util import budget_epochs, choose, nav, start_app_server, stop_app_server, wait_for_app
+from tests.util import (budget_epochs, choose, compare_two_strategies, nav, start_app_server, stop_app_server,
+                        wait_for_app)
 
 # ------------------------------------------------------------------------------------------------------- the flow
 
@@ -135,18 +136,7 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
 
             # 6. compare two strategies on the same validation image
             nav(page, "Compare")
-            choose(page, "Start from", "e2e-base (local)")
-            strategies = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Strategies").first
-            strategies.locator("input").first.click()
-            page.keyboard.press("Backspace")  # full, freeze-encoder, l2sp -> full, freeze-encoder
-            page.keyboard.press("Escape")
-            wait_for_app(page)
-            # (sizes 1, 2, 4: with one training image beside the validation one, only size 1 runs)
-            budget_epochs(page, 1)
-            wait_for_app(page)
-            page.get_by_role("button", name="Start comparison").click()
-            wait_for_app(page)
-            page.get_by_text("2 of 2 runs finished").first.wait_for(timeout=240_000)
+            compare_two_strategies(page, "e2e-base (local)", 240_000)
             steps.shot("compare")
 
             # 7. the fine-tuned model is saved in the local zoo

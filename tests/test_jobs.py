@@ -55,6 +55,12 @@ def test_submit_trains_for_real_and_installs_result_in_local_zoo(disk_set):
     assert Path(st.result) == paths.local_zoo_dir() / "disks-v1"  # name sanitised into the user's zoo
     ckpt = load_model(st.result)
     assert ckpt.meta.pixel_size_nm == pytest.approx(0.5)
+    card = (Path(st.result) / "README.md").read_text()  # titled and loaded by the name it got, not "result" (#14.5)
+    assert "# disks-v1\n" in card and 'load_model("disks-v1")' in card and f'from_pretrained("{st.result}")' in card
+    assert "- name: disks-v1" in card and "# result" not in card and "zoo/result" not in card  # model-index name
+    # from scratch it cites only U-Net: no pretraining paper of a lineage it does not have
+    cites = card.split("## Citation")[1]
+    assert "U-Net" in cites and "Rangel DaCosta" not in cites and "Kazimi" not in cites
     recs = h.metrics()
     assert [r["epoch"] for r in recs] == [1, 2] and all("val_f1" in r for r in recs)
     assert json.loads((h.dir / "config.json").read_text())["tile_size"] == 64
@@ -108,10 +114,15 @@ def test_sigkill_mid_run_then_resume_continues_from_last_epoch(disk_set):
     done_epoch = json.loads((state_dir / "state.json").read_text())["info"]["epoch"]
     assert done_epoch >= 2
 
+    before = jobs.ran_seconds(st)  # the first attempt's running time (until the kill was noticed)
+    assert before and before > 0
     h.resume()
     st = h.wait(timeout=240)
     assert st.state == "done", (st.error, jobs.read_log(h))
     assert st.attempts == 2
+    # "ran for" counts both attempts (#14.5)
+    assert st.prior_seconds == pytest.approx(before)
+    assert jobs.ran_seconds(st) == pytest.approx(before + st.finished - st.started)
     assert f"at epoch {done_epoch}" in jobs.read_log(h, tail=100_000)  # picked up after the last saved epoch
     assert [r["epoch"] for r in h.metrics()] == list(range(1, 9))  # each epoch once: none lost, none repeated
     assert not list(h.dir.glob(".*tmp*"))  # no half-written checkpoint left behind

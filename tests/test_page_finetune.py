@@ -94,3 +94,30 @@ def test_network_size_is_offered_for_scratch_and_travels_with_the_job(session):
     [job] = jobs.list_jobs(session / "jobs")
     assert jobs.read_config(job.dir)["size"] == "large"
     jobs.cancel(job.dir, wait_s=30)
+
+
+def test_a_resumed_job_that_kept_its_base_shows_both_attempts_and_the_bases_f1(tmp_path):
+    """#14.4/#14.5 on the job panel: "Ran for" counts the attempt before the resume, and a kept base shows its own
+    validation F1, not the epochs' (a job folder as the worker leaves it)."""
+    import json
+
+    from temzoo.train.config import BASE_KEPT_NOTE
+
+    session = tmp_path / "s"
+    job, result = session / "jobs" / "20261205-000000-abcdef", tmp_path / "result"
+    job.mkdir(parents=True)
+    result.mkdir()
+    (result / "temzoo.json").write_text(json.dumps({"provenance": {
+        "metrics": {"f1": 0.812, "iou": 0.683}, "notes": [f"{BASE_KEPT_NOTE} on validation (val F1 0.812): ..."]}}))
+    (job / "config.json").write_text(json.dumps({"strategy": "full", "base": "steel-dislocation-loops", "epochs": 3}))
+    (job / "status.json").write_text(json.dumps({
+        "id": job.name, "dir": str(job), "name": "tuned", "state": "done", "started": 100.0, "finished": 130.0,
+        "prior_seconds": 12.0, "attempts": 2, "result": str(result), "device": "cpu"}))
+    (job / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_f1": 0.0, "seconds": 9}) + "\n")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[state.SESSION_DIR] = str(session)
+    at.run()
+    assert not at.exception, at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["Best val F1"] == "0.812" and values["Ran for"] == "42 s"
+    assert any("2 attempts, 42 s in all" in c.value for c in at.caption)

@@ -120,3 +120,53 @@ def test_hostile_coco_upload_is_an_error_line_and_the_page_runs():
     assert all("\n" not in e and "unexpected" not in e for e in errors)
     labels = Path(at.session_state[state.SESSION_DIR]) / "labels"
     assert [p.name for p in labelset.list_pairs(labels)] == ["a"]
+
+
+def test_start_from_the_models_prediction_at_a_threshold_then_zoom_keeps_the_work(tiny_checkpoint):
+    """#14.7: the mask starts from the current model's prediction above the chosen threshold; zooming and panning
+    show part of the frame, and what earlier views hold (strokes, the start) is kept in the saved mask."""
+    from temzoo.predict import PredictOptions, predict
+    from temzoo.zoo import load_model
+
+    img, _ = disk_image(96, seed=5)
+    mg = Micrograph(data=img, pixel_size_nm=0.05, source="disks.dm4", title="disks")
+    at = AppTest.from_file(str(REPO / "pages" / "label.py"), default_timeout=120)
+    at.session_state[state.MICROGRAPH] = mg
+    at.session_state[state.MODEL_ID] = str(tiny_checkpoint)
+    at.run()
+    assert "Current model's prediction" in at.selectbox(key="label_start").options
+    at.selectbox(key="label_start").set_value("Current model's prediction").run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    prob = predict(load_model(str(tiny_checkpoint)), mg, PredictOptions()).probability
+    thr = float(np.quantile(prob, 0.7))  # about 30 % of the pixels above it, whatever the random weights say
+    thr = min(max(round(thr / 0.05) * 0.05, 0.05), 0.95)
+    at.slider(key="label_pred_threshold").set_value(thr).run()
+    want = labelset.prediction_mask(prob, thr, (96, 96))
+    assert want.any() and not want.all()
+    assert any(f"{want.mean() * 100:.1f} % of 96x96 pixels labelled" in c.value for c in at.caption)
+
+    # zoom in on the lower right quarter: the caption says which part is shown; then strokes "drawn" there (the
+    # canvas's last composite, as a run leaves it) survive a pan to another view
+    at.select_slider(key="label_zoom").set_value(4).run()
+    at.slider(key="label_pan_x").set_value(1.0).run()
+    at.slider(key="label_pan_y").set_value(1.0).run()
+    assert any("Showing x 72-96, y 72-96 of 96x96 px at 4x" in c.value for c in at.caption)
+    drawn = np.asarray(at.session_state["label_last"]).copy()
+    drawn[80:90, 80:90] = True
+    drawn[0:4, 0:4] = False
+    at.session_state["label_last"] = drawn
+    at.slider(key="label_pan_x").set_value(0.0).run()
+    at.text_input(key="label_name").set_value("from-prediction").run()
+    at.button(key="label_save").click().run()
+    assert not at.exception, at.exception
+    [pair] = labelset.list_pairs(Path(at.session_state[state.SESSION_DIR]) / "labels")
+    saved = np.asarray(Image.open(pair.mask)) > 0
+    assert (saved == drawn).all() and (saved[4:, 4:] == want[4:, 4:])[:76, :76].all()
+
+
+def test_view_box_keeps_the_aspect_and_stays_inside():
+    from ui.label import view_box
+
+    assert view_box((100, 200), 1, 0.5, 0.5) == (0, 100, 0, 200)
+    assert view_box((100, 200), 4, 0.0, 1.0) == (75, 100, 0, 50)  # left edge, bottom edge
+    assert view_box((100, 200), 2, 0.5, 0.5) == (25, 75, 50, 150)

@@ -61,3 +61,16 @@ def test_share_page_with_a_token_but_offline_explains_and_stays_disabled(tiny_ch
     assert "not reachable" in at.info[0].value
     assert at.button[-1].disabled
     assert all("hf_fake_token_for_page_test" not in str(e.value) for e in [*at.markdown, *at.text_area, *at.caption])
+
+
+def test_share_opens_on_the_newest_model(tiny_checkpoint):
+    """#14.5: the checkpoint picked first is the one written last (a fine-tune just finished), not the first name."""
+    old = _local(tiny_checkpoint, "aaa-older")
+    new = _local(tiny_checkpoint, "zzz-newer")
+    t = (old / "model.safetensors").stat().st_mtime
+    os.utime(old / "model.safetensors", (t - 3600, t - 3600))
+    os.utime(new / "model.safetensors", (t, t))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="share_model").value == "zzz-newer"
+    assert at.selectbox(key="share_model").options == ["zzz-newer", "aaa-older"]

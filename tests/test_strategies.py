@@ -191,3 +191,21 @@ def test_l2_penalises_decoder_and_head_only():
         m.encoder.model.conv1.weight.mul_(10)  # the pretrained encoder is not penalised
     assert float(s.penalty().detach()) == pytest.approx(expect, rel=1e-5)
     assert not s.uses_weight_decay() and Strategy("full", m).uses_weight_decay()
+
+
+def test_strategies_for_pretrained_weights_are_refused_from_scratch():
+    """#14.4: the registry owns validity: exactly these need a pretrained base; TrainConfig.validate asks it."""
+    from temzoo.errors import TemzooError
+    from temzoo.train.config import TrainConfig
+    from temzoo.train.strategies import get_strategy, registered_strategies
+
+    need = {s for s in registered_strategies() if get_strategy(s).needs_pretrained}
+    assert need == {"freeze-encoder", "freeze-decoder", "l2", "l2sp", "gradual"}
+    for s in registered_strategies():
+        cfg = TrainConfig(images="i", masks="m", base="scratch", strategy=s)
+        if s in need:
+            with pytest.raises(TemzooError, match="needs a pretrained base, not scratch"):
+                cfg.validate()
+        else:
+            cfg.validate()
+        TrainConfig(images="i", masks="m", base="hrtem-nanoparticle", strategy=s).validate()

@@ -44,6 +44,25 @@ def budget_epochs(page, n: int) -> None:
     epochs.press("Enter")
 
 
+def compare_two_strategies(page, base: str, timeout_ms: int = 300_000) -> None:
+    """On the Compare page: from ``base``, full and freeze-encoder (the default three less l2sp), 1 epoch each; checks
+    the plan line shown before starting, starts, and waits until both runs have finished."""
+    choose(page, "Start from", base)
+    strategies = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Strategies").first
+    strategies.locator("input").first.click()
+    page.keyboard.press("Backspace")  # full, freeze-encoder, l2sp -> full, freeze-encoder
+    page.keyboard.press("Escape")
+    wait_for_app(page)
+    # (sizes 1, 2, 4: with one training image beside the validation one, only size 1 runs)
+    budget_epochs(page, 1)
+    wait_for_app(page)
+    page.get_by_text("2 runs, one after another, 1 epochs each").first.wait_for()
+    page.get_by_role("button", name="Start comparison").click()
+    wait_for_app(page)
+    page.get_by_text("2 of 2 runs finished").first.wait_for(timeout=timeout_ms)
+    wait_for_app(page)
+
+
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
 

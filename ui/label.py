@@ -47,3 +47,51 @@ def thumbnail(image_path: str, mask_path: str, mtime: float, side: int = 200):
     img = read_micrograph(image_path).frame(0)
     m = read_mask(mask_path) > 0
     return overlay(img, m, display_size(img.shape[:2], side))
+
+
+def view_box(shape: tuple[int, int], zoom: int, cx: float, cy: float) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of the part of the frame the canvas shows: 1/zoom of each side, centred at (cx, cy) in
+    0..1 of the width and height and kept inside the frame. Same aspect as the frame, so the canvas keeps its size."""
+    h, w = shape
+    vh, vw = max(1, round(h / zoom)), max(1, round(w / zoom))
+    y0 = min(max(0, round(cy * h - vh / 2)), h - vh)
+    x0 = min(max(0, round(cx * w - vw / 2)), w - vw)
+    return y0, y0 + vh, x0, x0 + vw
+
+
+WORK = "label_work"  # the mask being drawn, full frame size: what earlier views (zoom/pan) left
+WORK_ID = "label_work_id"  # what it started from (image, frame, start, threshold, saves)
+LAST = "label_last"  # the mask as of the last run (the work plus the current view's strokes)
+VIEW = "label_view"  # (zoom, x, y) of the canvas; another view commits LAST into WORK
+VIEW_N = "label_view_n"  # bumped with every new view or start, so each gets a fresh canvas
+
+
+def working_mask(start_id: tuple, start, shape: tuple[int, int], view: tuple) -> tuple[np.ndarray, int]:
+    """The mask to draw on (full size) and the canvas generation. A new start (another image, start mask or
+    threshold, or after a save) begins from ``start()`` (a mask or None); a new view keeps every stroke so far."""
+    ss = st.session_state
+    if ss.get(WORK_ID) != start_id:
+        m = start()
+        ss[WORK] = np.zeros(shape, bool) if m is None else np.asarray(m, bool)
+        ss[WORK_ID], ss[LAST], ss[VIEW] = start_id, ss[WORK], view
+        ss[VIEW_N] = ss.get(VIEW_N, 0) + 1
+    elif ss.get(VIEW) != view:
+        ss[WORK], ss[VIEW] = ss.get(LAST, ss[WORK]), view
+        ss[VIEW_N] = ss.get(VIEW_N, 0) + 1
+    return ss[WORK], ss[VIEW_N]
+
+
+def remember_mask(mask: np.ndarray) -> None:
+    st.session_state[LAST] = mask
+
+
+def prediction(model_ref: str, mg, frame: int):
+    """The current model's prediction of the frame at default options: the Segment page's, when it made one."""
+    from temzoo.predict import PredictOptions, predict
+    from ui import segment as seg
+
+    opts = PredictOptions()
+    key = ("predict", seg.frame_key(mg, frame), model_ref, (), seg.options_key(opts))
+    ck = seg.load_checkpoint(model_ref)
+    with st.spinner(f"Segmenting with {model_ref} ..."):
+        return seg.cached(key, lambda: predict(ck, mg, opts, frame=frame))

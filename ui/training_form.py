@@ -125,6 +125,16 @@ def budget_inputs(key: str, base: str | None = None) -> dict:
     return budget
 
 
+def comparison_time(n_runs: int, minutes: float | None, epochs: int | None) -> str:
+    """The line shown before a comparison starts: how many runs, and how long they take together at most."""
+    if not n_runs:
+        return "No runs: choose strategies and sizes the labelled set can hold."
+    runs = f"{n_runs} run{'s' if n_runs > 1 else ''}, one after another"
+    if minutes:
+        return f"{runs}: about {fmt_seconds(n_runs * minutes * 60)} in all ({minutes:g} min each)."
+    return f"{runs}, {epochs} epochs each: the time per epoch shows once the first run has finished one."
+
+
 def fmt_seconds(s: float | None) -> str:
     if s is None:
         return "–"

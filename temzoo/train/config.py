@@ -111,9 +111,9 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise :class:`TemzooError` (one line) for values no training run can use; return self."""
-        from temzoo.train.strategies import get_strategy
+        from temzoo.train.strategies import check_base
 
-        get_strategy(self.strategy)  # the registry is the one list of strategies
+        check_base(self.strategy, self.base)  # the registry is the one list of strategies and owns their validity
         self._validate_numbers()
         if self.task not in TASKS:
             raise TemzooError(f"unknown task {self.task!r}; choose segmentation or denoising")

@@ -84,6 +84,7 @@ class JobStatus:
     result: str | None = None  # the result folder in the local zoo, once done
     batch_size: int | None = None
     attempts: int = 0  # worker launches (1 + resumes)
+    prior_seconds: float = 0.0  # running time of the earlier attempts (a resume adds the last one's)
     target: str = DEFAULT_TARGET
     zoo_dir: str | None = None  # where the result goes (resolved at submit time, so TEMZOO_HOME may change later)
     kind: str = "train"  # one of JOB_KINDS: what the worker runs and where its result goes
@@ -390,12 +391,13 @@ def _safe_name(name: str) -> str:
 
 
 def submit(config: Any, root: str | Path | None = None, name: str | None = None, *,
-           target: str = DEFAULT_TARGET, kind: str = "train") -> JobHandle:
+           target: str = DEFAULT_TARGET, kind: str = "train", zoo_dir: str | Path | None = None) -> JobHandle:
     """Queue a training job and start its worker process; returns at once.
 
     ``config`` is a :class:`temzoo.train.config.TrainConfig` (or its ``to_dict()``); ``root`` is the folder that holds
     job folders (default ``temzoo.paths.jobs_dir()``); ``name`` names the result in the local zoo (default
-    ``<strategy>-<job id>``). ``target`` ("module:function" with train()'s signature) exists for fault-injection tests.
+    ``<strategy>-<job id>``); ``zoo_dir`` where the result goes (default the local zoo). ``target``
+    ("module:function" with train()'s signature) exists for fault-injection tests.
     ``kind="batch"``: ``config`` is temzoo.batch.job_config()'s dict and ``target`` its runner (use
     temzoo.batch.submit_batch).
     """
@@ -420,7 +422,7 @@ def submit(config: Any, root: str | Path | None = None, name: str | None = None,
     st = JobStatus(
         id=job_id, dir=str(d), name=_safe_name(name or f"{cfg.get('strategy', 'model') if kind == 'train' else kind}-{job_id}"),
         submitted=time.time(), batch_size=cfg.get("batch_size"), attempts=1, target=target,
-        zoo_dir=str(paths.local_zoo_dir()), kind=kind,
+        zoo_dir=str(zoo_dir or paths.local_zoo_dir()), kind=kind,
     )
     _write_status(st)
     _enqueue(d, job_id)
@@ -572,7 +574,8 @@ def _resume_locked(d: Path) -> JobHandle:
         raise JobError(f"job {st.id} already finished; its result is {st.result}")
     (d / CANCEL_FILE).unlink(missing_ok=True)
     (d / PID_FILE).unlink(missing_ok=True)
-    st.state, st.pid, st.pid_start, st.error, st.finished = "queued", None, None, None, None
+    st.prior_seconds = ran_seconds(st) or 0.0
+    st.state, st.pid, st.pid_start, st.error, st.finished, st.started = "queued", None, None, None, None, None
     st.submitted, st.attempts = time.time(), st.attempts + 1
     _write_status(st)
     _enqueue(d, st.id)
@@ -600,22 +603,32 @@ def _finite(v: Any) -> float | None:
     return float(v) if ok else None
 
 
+def ran_seconds(st: JobStatus, now: float | None = None) -> float | None:
+    """How long the job has run, every attempt together (a resumed job counts the time before its resume)."""
+    if not st.started:
+        return st.prior_seconds or None
+    end = st.finished or (now or time.time())
+    return st.prior_seconds + max(0.0, end - st.started)
+
+
 def eta_seconds(job: JobHandle | str | Path, root: str | Path | None = None) -> float | None:
-    """Rough time left for a running job, from its budget (minutes and/or epochs) and the epochs done so far."""
+    """Rough time left for a running job, from its budget (minutes and/or epochs) and the epochs done so far;
+    the time of earlier attempts counts (the trainer's budget does too: it resumes its clock from the checkpoint)."""
     d = job_dir(job, root)
     st = _refresh(d)
     if st.state != "running" or not st.started:
         return None
     cfg = read_config(d)
+    ran = ran_seconds(st) or 0.0
     guesses = []
     minutes, epochs = _finite(cfg.get("minutes")), _finite(cfg.get("epochs"))  # config.json may be damaged
     if minutes:
-        guesses.append(max(0.0, minutes * 60 - (time.time() - st.started)))
+        guesses.append(max(0.0, minutes * 60 - ran))
     recs = read_metrics(d)
     if epochs and recs:
         epoch = recs[-1].get("epoch")
         done = max(epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else 0, len(recs))
-        per_epoch = (time.time() - st.started) / max(len(recs), 1)
+        per_epoch = ran / max(len(recs), 1)
         guesses.append(max(0.0, (epochs - done) * per_epoch))
     return min(guesses) if guesses else None
 
@@ -667,7 +680,7 @@ def _install_result(result: Path, st: JobStatus, d: Path) -> Path:
 
     Idempotent across kills: the chosen name is recorded in ``status.extra["install_to"]`` before the copy, the
     installed folder's marker names the job, and a resumed worker reuses both (no second copy, no leftovers)."""
-    from temzoo.io.outputs import recover, sibling, write_marker
+    from temzoo.io.outputs import recover
 
     done = _installed(st)
     if done is not None:
@@ -681,17 +694,39 @@ def _install_result(result: Path, st: JobStatus, d: Path) -> Path:
             dest, n = zoo / f"{st.name}-{n}", n + 1
         st = _update_status(d, extra={**st.extra, "install_to": str(dest)})
     recover(dest)  # the temporary copy of an attempt killed mid-install
+    _copy_model(result, dest, {"job": st.id})
+    _fault_point("installed")
+    return dest
+
+
+def install_folder(result: Path, zoo: Path, name: str) -> Path:
+    """Copy a result folder into ``zoo`` under a free name (``name``, ``name-2``, ...; never over anything), copied
+    to a temporary sibling, then renamed; its card is titled with that name and loads from that folder."""
+    name = _safe_name(name)
+    zoo.mkdir(parents=True, exist_ok=True)
+    dest, n = zoo / name, 2
+    while os.path.lexists(dest):
+        dest, n = zoo / f"{name}-{n}", n + 1
+    _copy_model(result, dest, {})
+    return dest
+
+
+def _copy_model(result: Path, dest: Path, marker: dict) -> None:
+    """``result`` copied to a temporary sibling of ``dest`` (marked as temzoo's model, card retitled to ``dest``),
+    then renamed into place; a failure removes only the temporary copy."""
+    from temzoo.io.outputs import sibling, write_marker
+    from temzoo.zoo.cards import retitle_card
+
     tmp = sibling(dest)
     try:
         shutil.copytree(result, tmp, dirs_exist_ok=True)
-        write_marker(tmp, "model", {"job": st.id})
+        write_marker(tmp, "model", marker)
+        retitle_card(tmp, dest.name, dest)
         _fault_point("install-copied")
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fault_point("installed")
-    return dest
 
 
 def _train_with_oom_retry(d: Path, st: JobStatus, cancelled, log) -> Path:

@@ -170,6 +170,17 @@ def threshold_mask(image: np.ndarray, invert: bool = False) -> np.ndarray:
     return ~m if invert else m
 
 
+def prediction_mask(probability: np.ndarray, threshold: float, shape: tuple[int, int]) -> np.ndarray:
+    """A starting mask from a model's prediction: foreground probability above ``threshold`` (for class
+    probabilities ``(C, H, W)``: 1 - background), on the frame's grid ``shape``; to correct with brush/eraser."""
+    p = np.asarray(probability, np.float32)
+    fg = 1.0 - p[0] if p.ndim == 3 else p
+    if fg.shape != tuple(shape):
+        raise DataError(f"the prediction is {fg.shape[1]}x{fg.shape[0]} px but the image is {shape[1]}x{shape[0]}; "
+                        "segment this frame again")
+    return fg > float(threshold)
+
+
 def find_sets(extra: list[str | Path] = ()) -> dict[str, Path]:
     """Labelled sets on disk: ``extra`` folders plus the shared data's ``labeled/*`` sets (name -> folder)."""
     from temzoo import paths

@@ -949,11 +949,19 @@ def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, d
         "total_parameters": counts["total"],
         "head_reinitialised": setup.head_reinitialised,
         "lineage": lineage,
+        "citation": _citations(setup, config),
         "notes": setup.notes,
         "config": config.to_dict(),
         "versions": versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _citations(setup: Setup, config: TrainConfig) -> list[str]:
+    """The card's papers: only those of this model's own lineage (temzoo.zoo.cards.lineage_citations)."""
+    from temzoo.zoo.cards import lineage_citations
+
+    return lineage_citations(setup.base_meta if _uses_base(config) else None, config.task, config.strategy)
 
 
 def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record: dict, counts: dict, device,

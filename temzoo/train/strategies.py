@@ -111,6 +111,14 @@ def registered_strategies() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def check_base(strategy: str, base: str) -> None:
+    """One-line :class:`TemzooError` when ``strategy`` needs pretrained weights and ``base`` is "scratch"."""
+    if base == "scratch" and get_strategy(strategy).needs_pretrained:
+        ok = ", ".join(n for n, c in _REGISTRY.items() if not c.needs_pretrained)
+        raise TemzooError(f"strategy {strategy!r} needs a pretrained base, not scratch: pick a zoo model as the base, "
+                          f"or use {ok}")
+
+
 class StrategyKind:
     """One transfer-learning strategy: which parameters train, its regulariser, its card text and its validity."""
 
@@ -121,6 +129,9 @@ class StrategyKind:
     citation: ClassVar[str | None] = None  # key of temzoo.zoo.cards.CITATIONS cited beside the defaults
     staged: ClassVar[bool] = False  # unfreezes encoder stages over the run (phase > 0)
     anchored: ClassVar[bool] = False  # keeps a copy of the pretrained kernels (the penalty pulls towards it)
+    # Meaningless from random weights (a frozen random part, a pull towards random kernels, stages unfrozen over
+    # nothing learnt): refused when the base is "scratch" (TrainConfig.validate, so the app and the CLI alike).
+    needs_pretrained: ClassVar[bool] = False
 
     def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
         return set(names)
@@ -143,6 +154,7 @@ class _FreezePart(StrategyKind):
     """One part of the network (``part``) stays fixed; the others train."""
 
     part: ClassVar[str]
+    needs_pretrained = True
 
     def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
         return {n for n in names if part_of(n) != self.part}
@@ -172,6 +184,7 @@ class Gradual(StrategyKind):
     card_text = "head and decoder first, then encoder stages unfrozen deepest-first over the budget"
     citation = "l2"
     staged = True
+    needs_pretrained = True
 
     def trainable(self, model: nn.Module, names: list[str], phase: int) -> set[str]:
         stages = encoder_stages(model)
@@ -188,6 +201,7 @@ class L2(StrategyKind):
     card_text = "full fine-tuning + an L2 penalty on the decoder and head kernels (Ochoa et al.)"
     penalised = True
     citation = "l2"
+    needs_pretrained = True
 
     def penalty(self, strat: Strategy) -> torch.Tensor | None:
         terms = [p.float().pow(2).sum() for n, p in strat.model.named_parameters()
@@ -202,6 +216,7 @@ class L2SP(StrategyKind):
     penalised = True
     citation = "l2"
     anchored = True
+    needs_pretrained = True
 
     def penalty(self, strat: Strategy) -> torch.Tensor | None:
         sp, new = [], []

@@ -77,8 +77,10 @@ def render_card(
     repo_id: str | None = None,
     params: int | None = None,
     extra_tags: tuple[str, ...] = (),
+    folder: str | Path | None = None,
 ) -> str:
-    """The full ``README.md`` text (YAML header + markdown body) for a checkpoint."""
+    """The full ``README.md`` text (YAML header + markdown body) for a checkpoint; ``folder``: where it lies (a
+    model in the user's zoo), which its load example then names."""
     from huggingface_hub import ModelCard
 
     prov = dict(meta.provenance or {})
@@ -86,7 +88,7 @@ def render_card(
     metrics = _metrics(prov)
     eval_name = str(prov.get("eval_data") or prov.get("training_data") or "held-out images")
     data = _card_header(meta, prov, name, metrics, eval_name, extra_tags)
-    lines = _card_description(meta, spec, prov, name, model_id, repo_id, params)
+    lines = _card_description(meta, spec, prov, name, model_id, repo_id, params, folder)
     lines += _card_evaluation(meta, prov, metrics, eval_name)
     content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
     return str(ModelCard(content))
@@ -127,7 +129,7 @@ def _card_header(meta: TemzooMeta, prov: dict, name: str, metrics: dict[str, flo
 
 
 def _card_description(meta: TemzooMeta, spec: ModelSpec, prov: dict, name: str, model_id: str,
-                      repo_id: str | None, params: int | None) -> list[str]:
+                      repo_id: str | None, params: int | None, folder: str | Path | None = None) -> list[str]:
     """The body up to the evaluation: use, network, training data, pixel size, acquisition, how to load."""
     task = meta.task
     px = f"{meta.pixel_size_nm:g} nm/px" if meta.pixel_size_nm else "uncalibrated (no pixel size recorded)"
@@ -138,7 +140,8 @@ def _card_description(meta: TemzooMeta, spec: ModelSpec, prov: dict, name: str, 
         f"trained on images from {rng[0]:g} to {rng[1]:g} nm/px" if isinstance(rng, (list, tuple)) and len(rng) == 2
         else "trained at a single pixel size"
     )
-    where = repo_id or (f"zoo/{model_id}" if model_id else "path/to/folder")
+    where = repo_id or (str(folder) if folder else f"zoo/{model_id}" if model_id else "path/to/folder")
+    ref = model_id if folder and model_id else where  # a model in the user's zoo loads by its id
     classes = ", ".join(meta.class_names) if task == "segmentation" else "one channel (the denoised image)"
     lines = [
         f"# {name}",
@@ -180,7 +183,7 @@ def _card_description(meta: TemzooMeta, spec: ModelSpec, prov: dict, name: str, 
         "```python",
         "import segmentation_models_pytorch as smp",
         f'model = smp.from_pretrained("{where}")  # plain PyTorch; input: 1 channel, standardised per image',
-        f'# with pixel size and normalisation: from temzoo.zoo import load_model; ckpt = load_model("{where}")',
+        f'# with pixel size and normalisation: from temzoo.zoo import load_model; ckpt = load_model("{ref}")',
         "```",
         "",
         "## Evaluation",
@@ -215,14 +218,55 @@ def _card_evaluation(meta: TemzooMeta, prov: dict, metrics: dict[str, float], ev
         "## Citation",
         "",
     ]
-    cites = prov.get("citation") or [CITATIONS.get(task, CITATIONS["segmentation"]), CITATIONS["unet"]]
+    lines += [f"- {c}" for c in citations(meta)]
+    return lines
+
+
+def citations(meta: TemzooMeta) -> list[str]:
+    """The papers a model cites: those recorded in it (a fine-tune records its base's, temzoo.train.loop), else the
+    defaults of its task, plus its own strategy's; each once."""
+    prov = meta.provenance or {}
+    cites = prov.get("citation") or [CITATIONS.get(meta.task, CITATIONS["segmentation"]), CITATIONS["unet"]]
     if isinstance(cites, str):
         cites = [cites]
     cited = _strategy_citation(str(prov.get("strategy") or ""))
     if cited:
         cites = [*cites, CITATIONS[cited]]
-    lines += [f"- {c}" for c in cites]
-    return lines
+    return list(dict.fromkeys(str(c) for c in cites))
+
+
+def lineage_citations(base: TemzooMeta | None, task: str, strategy: str) -> list[str]:
+    """What a newly trained model cites: U-Net, its base's papers when it starts from the base's weights (never the
+    papers of a base it did not use), denoising pretraining when that is its own task; its strategy's paper is
+    added by :func:`citations`."""
+    cites = citations(base) if base is not None else []
+    if task == "denoising":
+        cites.append(CITATIONS["denoising"])
+    cites.append(CITATIONS["unet"])
+    strat = _strategy_citation(strategy)
+    return [c for c in dict.fromkeys(cites) if not strat or c != CITATIONS[strat]]
+
+
+def retitle_card(folder: str | Path, name: str, final: str | Path | None = None) -> None:
+    """Re-render the card of a freshly trained folder for the name (and final folder) it is installed under: its
+    title, Hub model name and load example follow; a folder without a valid card is left alone."""
+    import json
+
+    folder = Path(folder)
+    card = folder / CARD_FILE
+    try:
+        text = card.read_text(encoding="utf-8")
+        spec = spec_from_config(json.loads((folder / CONFIG_FILE).read_text()))
+    except (OSError, ValueError):
+        return
+    if not card_is_valid(text):
+        return
+    m = re.search(r"([\d,]+) parameters", text)  # the count the trainer wrote (weights only, no buffers)
+    params = int(m.group(1).replace(",", "")) if m else None
+    new = render_card(read_meta(folder), spec, model_id=name, params=params, folder=final or folder)
+    tmp = card.with_name(f".{CARD_FILE}.tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(card)
 
 
 def _training_lines(prov: dict) -> list[str]:
