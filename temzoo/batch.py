@@ -494,6 +494,7 @@ def write_tables(result: BatchResult) -> None:
     """summary.csv, particles.csv, sizes.png, series.csv and series.png from the rows (and the bundles' tables)."""
     import pandas as pd
 
+    from temzoo import figures
     from temzoo.io.writers import _atomic_write
 
     out = result.out
@@ -512,10 +513,10 @@ def write_tables(result: BatchResult) -> None:
     _atomic_write(out / "particles.csv", particles.to_csv(index=False, float_format="%.6g").encode())
     ok = [r for r in result.rows if r["status"] == "ok"]
     calibrated = bool(ok) and all(r["pixel_size_nm"] != "" for r in ok)
-    _atomic_write(out / "sizes.png", size_histogram_png(particles, calibrated))
+    _atomic_write(out / "sizes.png", figures.size_histogram_png(*particle_diameters(particles, calibrated)))
     series = series_table(result.rows)
     _atomic_write(out / "series.csv", series.to_csv(index=False).encode())
-    _atomic_write(out / "series.png", series_png(series))
+    _atomic_write(out / "series.png", figures.series_png(series))
 
 
 def series_table(rows: list[dict]):
@@ -531,26 +532,6 @@ def series_table(rows: list[dict]):
                          "size_unit": [r["size_unit"] for r in ok]})
 
 
-def _figure_png(fig) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})  # no version string: same bytes every run
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # no display on servers and workers
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def particle_diameters(particles, calibrated: bool):
     """Equivalent diameters of a particle table and their unit: nm when calibrated, else area-equivalent px."""
     import numpy as np
@@ -562,38 +543,6 @@ def particle_diameters(particles, calibrated: bool):
     return d[np.isfinite(d)], unit
 
 
-def size_histogram_png(particles, calibrated: bool) -> bytes:
-    """Histogram of equivalent diameters (nm when every image is calibrated, else area-equivalent px)."""
-    import numpy as np
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    d, unit = particle_diameters(particles, calibrated)
-    if d.size:
-        ax.hist(d, bins=min(40, max(5, int(np.sqrt(d.size)))), color="#4c72b0")
-    ax.set_xlabel(f"equivalent diameter ({unit})")
-    ax.set_ylabel("particles")
-    ax.set_title(f"{d.size} particles")
-    fig.tight_layout()
-    return _figure_png(fig)
-
-
-def series_png(series) -> bytes:
-    """Objects, coverage and mean size against the image's place in the series, one panel each."""
-    plt = _plt()
-    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
-    x = series["index"]
-    unit = series["size_unit"].iloc[0] if len(series) else ""
-    for ax, col, label in zip(axes, ("objects", "coverage", "mean_diameter"),
-                              ("objects", "coverage (fraction)", f"mean diameter ({unit})")):
-        y = [float(v) if v != "" else float("nan") for v in series[col]]
-        ax.plot(x, y, "o-", color="#4c72b0", ms=3)
-        ax.set_ylabel(label)
-    axes[-1].set_xlabel("image in series (input order, then frame)")
-    fig.tight_layout()
-    return _figure_png(fig)
-
-
-__all__ = ["BatchConfig", "BatchOutputs", "BatchResult", "job_config", "job_progress", "particle_diameters", "read_outputs", "run_job",
-           "submit_batch", "zip_outputs", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task", "cached_model",
+__all__ = ["BatchConfig", "BatchOutputs", "BatchResult", "job_config", "job_progress", "particle_diameters",
+           "read_outputs", "run_job", "submit_batch", "zip_outputs", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task", "cached_model",
            "expand_inputs", "predict_one", "prepare_out", "run_batch", "run_task", "series_table", "write_tables"]
