@@ -96,6 +96,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
     """
     from temzoo.export import bundle_name
     from temzoo.io.readers import SUPPORTED_EXTENSIONS
+    from temzoo.labelled import image_files
 
     exclude = exclude.resolve() if exclude is not None else None
     found: list[tuple[str, str | None]] = []  # (path, error)
@@ -103,8 +104,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
         s = str(raw)
         p = Path(s)
         if p.is_dir():
-            files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                     and f.suffix.lower() in SUPPORTED_EXTENSIONS]
+            files = image_files(p)
             if not files:
                 found.append((s, f"folder {s} holds no microscope files ({', '.join(SUPPORTED_EXTENSIONS)})"))
             found += [(str(f), None) for f in sorted(files, key=lambda f: _natural(f.name))]
@@ -544,5 +544,6 @@ def particle_diameters(particles, calibrated: bool):
 
 
 __all__ = ["BatchConfig", "BatchOutputs", "BatchResult", "job_config", "job_progress", "particle_diameters",
-           "read_outputs", "run_job", "submit_batch", "zip_outputs", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task", "cached_model",
-           "expand_inputs", "predict_one", "prepare_out", "run_batch", "run_task", "series_table", "write_tables"]
+           "read_outputs", "run_job", "submit_batch", "zip_outputs", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task",
+           "cached_model", "expand_inputs", "predict_one", "prepare_out", "run_batch", "run_task", "series_table",
+           "write_tables"]

@@ -424,7 +424,9 @@ def _classify(
     if keep_lazy and frames > 1:
         import dask.array as da
 
-        data = da.asarray(s.data).astype(np.float32)
+        # One frame per chunk before the cast: a frame is then read on its own. Cast first and dask (one chunk for
+        # a whole stack under 128 MiB) reads and converts every frame to hand out one.
+        data = da.asarray(s.data).rechunk({0: 1}).astype(np.float32)
         _check_finite(np.asarray(data[0]), "frame 0")  # a full scan would read the whole stack
     else:
         arr = np.asarray(s.data.compute() if _is_dask(s.data) else s.data)
