@@ -20,6 +20,7 @@ lazy Dask array, so memory stays bounded). Tasks run in this process or on ``das
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import json
 import os
@@ -264,6 +265,10 @@ def _run_task(task: Task, outp: Path, config: BatchConfig, res: dict) -> dict:
             res["rows"].append(_predict_frame(task, mg, frame, name, outp, config))
         except Exception as err:  # noqa: BLE001 - one bad frame is reported, the others still run
             res["rows"].append(_error_row(task, frame, err))
+        if mg.n_frames > 1:
+            # A frame's bundle leaves reference cycles holding its arrays (HyperSpy signals); free them now, so a
+            # long stack's memory does not depend on when the collector happens to run.
+            gc.collect()
     return _with_loads(res, config)
 
 
