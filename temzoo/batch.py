@@ -20,6 +20,7 @@ lazy Dask array, so memory stays bounded). Tasks run in this process or on ``das
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import json
 import os
@@ -96,6 +97,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
     """
     from temzoo.export import bundle_name
     from temzoo.io.readers import SUPPORTED_EXTENSIONS
+    from temzoo.labelled import image_files
 
     exclude = exclude.resolve() if exclude is not None else None
     found: list[tuple[str, str | None]] = []  # (path, error)
@@ -103,8 +105,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
         s = str(raw)
         p = Path(s)
         if p.is_dir():
-            files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                     and f.suffix.lower() in SUPPORTED_EXTENSIONS]
+            files = image_files(p)
             if not files:
                 found.append((s, f"folder {s} holds no microscope files ({', '.join(SUPPORTED_EXTENSIONS)})"))
             found += [(str(f), None) for f in sorted(files, key=lambda f: _natural(f.name))]
@@ -264,6 +265,10 @@ def _run_task(task: Task, outp: Path, config: BatchConfig, res: dict) -> dict:
             res["rows"].append(_predict_frame(task, mg, frame, name, outp, config))
         except Exception as err:  # noqa: BLE001 - one bad frame is reported, the others still run
             res["rows"].append(_error_row(task, frame, err))
+        if mg.n_frames > 1:
+            # A frame's bundle leaves reference cycles holding its arrays (HyperSpy signals); free them now, so a
+            # long stack's memory does not depend on when the collector happens to run.
+            gc.collect()
     return _with_loads(res, config)
 
 
@@ -496,6 +501,7 @@ def write_tables(result: BatchResult) -> None:
     """summary.csv, particles.csv, sizes.png, series.csv and series.png from the rows (and the bundles' tables)."""
     import pandas as pd
 
+    from temzoo import figures
     from temzoo.io.writers import _atomic_write
 
     out = result.out
@@ -514,10 +520,10 @@ def write_tables(result: BatchResult) -> None:
     _atomic_write(out / "particles.csv", particles.to_csv(index=False, float_format="%.6g").encode())
     ok = [r for r in result.rows if r["status"] == "ok"]
     calibrated = bool(ok) and all(r["pixel_size_nm"] != "" for r in ok)
-    _atomic_write(out / "sizes.png", size_histogram_png(particles, calibrated))
+    _atomic_write(out / "sizes.png", figures.size_histogram_png(*particle_diameters(particles, calibrated)))
     series = series_table(result.rows)
     _atomic_write(out / "series.csv", series.to_csv(index=False).encode())
-    _atomic_write(out / "series.png", series_png(series))
+    _atomic_write(out / "series.png", figures.series_png(series))
 
 
 def series_table(rows: list[dict]):
@@ -533,26 +539,6 @@ def series_table(rows: list[dict]):
                          "size_unit": [r["size_unit"] for r in ok]})
 
 
-def _figure_png(fig) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})  # no version string: same bytes every run
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # no display on servers and workers
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def particle_diameters(particles, calibrated: bool):
     """Equivalent diameters of a particle table and their unit: nm when calibrated, else area-equivalent px."""
     import numpy as np
@@ -564,38 +550,7 @@ def particle_diameters(particles, calibrated: bool):
     return d[np.isfinite(d)], unit
 
 
-def size_histogram_png(particles, calibrated: bool) -> bytes:
-    """Histogram of equivalent diameters (nm when every image is calibrated, else area-equivalent px)."""
-    import numpy as np
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    d, unit = particle_diameters(particles, calibrated)
-    if d.size:
-        ax.hist(d, bins=min(40, max(5, int(np.sqrt(d.size)))), color="#4c72b0")
-    ax.set_xlabel(f"equivalent diameter ({unit})")
-    ax.set_ylabel("particles")
-    ax.set_title(f"{d.size} particles")
-    fig.tight_layout()
-    return _figure_png(fig)
-
-
-def series_png(series) -> bytes:
-    """Objects, coverage and mean size against the image's place in the series, one panel each."""
-    plt = _plt()
-    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
-    x = series["index"]
-    unit = series["size_unit"].iloc[0] if len(series) else ""
-    for ax, col, label in zip(axes, ("objects", "coverage", "mean_diameter"),
-                              ("objects", "coverage (fraction)", f"mean diameter ({unit})")):
-        y = [float(v) if v != "" else float("nan") for v in series[col]]
-        ax.plot(x, y, "o-", color="#4c72b0", ms=3)
-        ax.set_ylabel(label)
-    axes[-1].set_xlabel("image in series (input order, then frame)")
-    fig.tight_layout()
-    return _figure_png(fig)
-
-
-__all__ = ["BatchConfig", "BatchOutputs", "BatchResult", "job_config", "job_progress", "particle_diameters", "read_outputs", "run_job",
-           "submit_batch", "zip_outputs", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task", "cached_model",
-           "expand_inputs", "predict_one", "prepare_out", "run_batch", "run_task", "series_table", "write_tables"]
+__all__ = ["BatchConfig", "BatchOutputs", "BatchResult", "job_config", "job_progress", "particle_diameters",
+           "read_outputs", "run_job", "submit_batch", "zip_outputs", "SUMMARY_COLUMNS", "TIMING_COLUMNS", "Task",
+           "cached_model", "expand_inputs", "predict_one", "prepare_out", "run_batch", "run_task", "series_table",
+           "write_tables"]

@@ -562,22 +562,6 @@ def lesson_reliability(before: dict, after: dict, temperature: float) -> Any:
     return fig
 
 
-def size_comparison_figure(sup: dict, unit: str) -> Any:
-    """The model's size distribution beside the human one (Horwath et al.), with their Wasserstein distance."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for key, name, colour in (("pred_sizes", "model", "#e45756"), ("true_sizes", "human mask", "#4c78a8")):
-        fig.add_trace(go.Histogram(x=np.asarray(sup.get(key) or [], float), name=name, opacity=0.6,
-                                   marker_color=colour, nbinsx=30))
-    d = sup.get("size_distance")
-    what = "Grain sizes" if sup.get("kind") == "network" else "Sizes"
-    fig.update_layout(barmode="overlay", height=280, margin=dict(l=10, r=10, t=40, b=10),
-                      title=f"{what}: model vs human mask (Wasserstein {'-' if d is None else f'{d:.3g} {unit}'})",
-                      xaxis_title=f"equivalent diameter ({unit})", yaxis_title="count")
-    return fig
-
-
 def size_distribution_figure(diameters: np.ndarray, unit: str, title: str = "Size distribution") -> Any:
     """Histogram of particle diameters (a batch's aggregated particle table)."""
     import plotly.graph_objects as go
@@ -604,3 +588,51 @@ def series_figure(series) -> Any:
     fig.update_xaxes(title_text="image in series", row=3, col=1)
     fig.update_layout(height=520, showlegend=False, margin=dict(l=50, r=10, t=20, b=40))
     return fig
+
+
+# ------------------------------------------------------------------------- static PNGs (batch output folders)
+# The CLI writes these beside its CSVs, where no browser draws Plotly: the same two plots as
+# size_distribution_figure / series_figure, drawn with matplotlib's Agg backend.
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # no display on servers and dask workers
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})  # no version string: same bytes every run
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def size_histogram_png(diameters: np.ndarray, unit: str) -> bytes:
+    """Histogram of equivalent diameters (a batch's sizes.png)."""
+    plt = _plt()
+    d = np.asarray(diameters, float)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if d.size:
+        ax.hist(d, bins=min(40, max(5, int(np.sqrt(d.size)))), color="#4c72b0")
+    ax.set_xlabel(f"equivalent diameter ({unit})")
+    ax.set_ylabel("particles")
+    ax.set_title(f"{d.size} particles")
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def series_png(series) -> bytes:
+    """Objects, coverage and mean size against the image's place in the series, one panel each (series.png)."""
+    plt = _plt()
+    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    unit = series["size_unit"].iloc[0] if len(series) else ""
+    for ax, col, label in zip(axes, ("objects", "coverage", "mean_diameter"),
+                              ("objects", "coverage (fraction)", f"mean diameter ({unit})")):
+        ax.plot(series["index"], [float(v) if str(v) != "" else float("nan") for v in series[col]], "o-",
+                color="#4c72b0", ms=3)
+        ax.set_ylabel(label)
+    axes[-1].set_xlabel("image in series (input order, then frame)")
+    fig.tight_layout()
+    return _figure_png(fig)

@@ -204,6 +204,26 @@ def test_two_dask_workers_give_identical_outputs(batch_run, campaign, own_scale_
     assert took < 90, f"2-worker batch took {took:.0f} s"
 
 
+
+def test_scheduler_joins_an_existing_cluster(batch_run, campaign, own_scale_checkpoint, tmp_path, capsys):
+    """``--scheduler ADDRESS`` runs the files on a cluster someone else started (here a real in-process
+    LocalCluster, one worker thread); the bundles equal the single-process batch's."""
+    from distributed import LocalCluster
+
+    _, files = campaign
+    _, out, _ = batch_run
+    picked = [f for f in files if f.name.startswith("gen_")][:3]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                      silence_logs=50) as cluster:
+        rc = main(["predict", *map(str, picked), "--model", str(own_scale_checkpoint), "--out",
+                   str(tmp_path / "joined"), "--threads", "1", "--scheduler", cluster.scheduler_address])
+    assert rc == 0, capsys.readouterr().err
+    summary = pd.read_csv(tmp_path / "joined" / "summary.csv", keep_default_na=False)
+    assert list(summary.status) == ["ok"] * len(summary) and len(summary) >= 3
+    for name in summary.name:
+        _assert_same_bundle(tmp_path / "joined" / name, out / name)
+
+
 def test_killed_run_resumes_with_the_rest_only(campaign, own_scale_checkpoint, tmp_path):
     _, files = campaign
     inputs = [str(f) for f in files[6:26]]  # 20 generated files (4 stacks)
@@ -251,3 +271,55 @@ def test_batch_refuses_a_folder_it_did_not_make(tmp_path, own_scale_checkpoint, 
                str(tmp_path / "mine")])
     assert rc == 2 and "temzoo did not make it" in capsys.readouterr().err
     assert (tmp_path / "mine" / "thesis.docx").read_text() == "precious"
+
+
+
+def _hwm_mb() -> float:
+    """This process's peak RSS since the last reset (VmHWM), in MiB."""
+    import re
+
+    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+
+def _peaks(fn) -> tuple[float, float]:
+    """(peak traced NumPy/Python memory, peak RSS) while ``fn`` runs, in MiB; the RSS peak is reset first (Linux)."""
+    import tracemalloc
+
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    tracemalloc.start()
+    try:
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak / 2**20, _hwm_mb()
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the RSS peak")
+def test_long_stack_is_read_frame_by_frame_with_bounded_memory(own_scale_checkpoint, tmp_path):
+    """A stack's frames are read lazily, one at a time: 24 frames of a uint16 stack (as detectors write them) peak no
+    higher than 4 (an eager read, or a cast of the whole stack to hand out one frame, would hold the 20 extra). Identical smooth
+    frames make every frame's own peak the same, so the bound is tight (NumPy allocations, traced); the RSS bound
+    is loose. bench_batch.py --stack measures RSS on big stacks (docs/BENCHMARKS.md)."""
+    from temzoo.batch import Task, run_task
+
+    side = 256
+    frame_mb = 4 * side * side / 2**20  # one float32 frame
+    yy, xx = np.ogrid[:side, :side]
+    img = (20000 + 4000 * xx / side + 30000 * ((yy - 90) ** 2 + (xx - 120) ** 2 < 30 ** 2)).astype(np.uint16)
+    cfg = BatchConfig(model=str(own_scale_checkpoint), threads=1)
+    peaks = {}
+    for n in (1, 4, 24):  # 1: warm-up (model, imports, allocator pools), not compared
+        stack = tmp_path / f"stack{n}.tif"
+        tifffile.imwrite(stack, (img for _ in range(n)), shape=(n, side, side), dtype=np.uint16,
+                         photometric="minisblack")  # frames, not colour planes
+        out = tmp_path / f"out{n}"
+        out.mkdir()
+        res: dict = {}
+        peaks[n] = _peaks(lambda: res.update(run_task(Task(str(stack), f"stack{n}"), str(out), cfg)))
+        assert [r["status"] for r in res["rows"]] == ["ok"] * n, res["rows"]
+    (t4, r4), (t24, r24) = peaks[4], peaks[24]
+    sys.stderr.write(f"traced peak {t4:.2f} -> {t24:.2f} MiB, RSS peak {r4:.0f} -> {r24:.0f} MiB "
+                     f"(the 20 extra frames as float32: {20 * frame_mb:.2f} MiB)\n")
+    assert t24 - t4 < frame_mb, peaks
+    assert r24 - r4 < 20 * frame_mb, peaks  # RSS is noisier (allocator, page cache): a looser bound

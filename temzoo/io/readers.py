@@ -504,7 +504,9 @@ def _classify(
                 f"{chunk_bytes / 2**30:.1f} GiB of memory (more than temzoo decodes at once); save it uncompressed or one "
                 "frame per page, or split the stack"
             )
-        data = da.asarray(s.data).astype(np.float32)
+        # One frame per chunk before the cast: a frame is then read on its own. Cast first and dask (one chunk for
+        # a whole stack under 128 MiB) reads and converts every frame to hand out one.
+        data = da.asarray(s.data).rechunk({0: 1}).astype(np.float32)
         # a full scan would read the whole stack; no dask thread pool (a process with threads cannot fork safely)
         _check_finite(np.asarray(data[0].compute(scheduler="synchronous")), "frame 0")
     else:
