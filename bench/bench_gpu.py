@@ -1,10 +1,11 @@
 """Benchmark of the GPU path (issue 17): training step vs loop, time to plateau, predict vs bare forward.
 
-    python bench/bench_gpu.py --device cuda --data <dir> [--json out.json]   # the full run, < 4 minutes on an H100
-    python bench/bench_gpu.py --device cpu --data <dir>                      # a smoke version in seconds (tests)
+    python -m bench.bench_gpu --device cuda --data <dir> [--json out.json]   # the full run, < 4 minutes on an H100
+    python -m bench.bench_gpu --device cpu --data <dir>                      # a smoke version in seconds (tests)
 
 ``--data``: the shared data folder (holding labeled/steel-dislocation-loops) or the steel folder itself; default
-``../shared/data`` beside the checkout. Runs from a clean checkout: the repository root goes on sys.path.
+``../shared/data`` beside the checkout. Runs against the installed temzoo, or from the root of a clean checkout
+with ``python -m bench.bench_gpu`` (the GPU machine gets the checkout only; the working folder is then on the path).
 
 Protocol (all on one device, default ``ModelSpec`` U-Net, bf16 autocast + channels-last on CUDA as temzoo uses):
 - **bare step**: forward + BCE/Dice loss + backward + AdamW on one fixed random batch already on the device, no
@@ -239,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plateau-seconds", type=float, default=FULL["plateau_s"])
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(REPO))
     import torch
 
     from temzoo.device import describe_device

@@ -117,11 +117,12 @@ def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
 
 def cached_repos() -> list[tuple[str, Path]]:
     """(repo id, snapshot folder) of every temzoo checkpoint in the HF cache (those with a ``temzoo.json``)."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        info = scan_cache_dir()
+        # The cache folder as it is now: scan_cache_dir's own default is the value at its module's import time.
+        info = scan_cache_dir(constants.HF_HUB_CACHE)
     except (CacheNotFound, OSError):
         return []
     out = []
