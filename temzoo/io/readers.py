@@ -173,7 +173,7 @@ def _scan_limited(p: Path, fmt: str, lazy: bool | None) -> ReadResult:
     safely there, so the parent opens the file again in-process (only headers and frame 0 are read).
     """
     _warm(p.suffix.lower())
-    header, arrays = untrusted.run_limited(_scan_payload, str(p), fmt, lazy, name=p.name,
+    header, arrays = untrusted.run_limited(_scan_payload, str(p), fmt, lazy, LAZY_BYTES, name=p.name,
                                            preload=PRELOAD_MODULES)
     if header.get("lazy"):
         return _scan_raw(p, fmt, lazy)
@@ -216,8 +216,10 @@ def _warm(ext: str) -> None:
                 pass
 
 
-def _scan_payload(path: str, fmt: str, lazy: bool | None) -> untrusted.Payload:
+def _scan_payload(path: str, fmt: str, lazy: bool | None, lazy_bytes: int = LAZY_BYTES) -> untrusted.Payload:
     """The child's side of :func:`_scan_limited`: declared-size checks, the parse, then plain JSON + arrays."""
+    global LAZY_BYTES
+    LAZY_BYTES = lazy_bytes  # a fork-server child holds the module as first imported, not the caller's setting
     p = Path(path)
     if fmt == "TIFF":
         untrusted.check_declared_tiff(p, lazy=lazy)
