@@ -163,7 +163,7 @@ def run_limited(fn: Callable[..., Payload], *args: Any, name: str = "the file",
         ctx.set_forkserver_preload(["temzoo.io.untrusted", *(preload or [])])
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, memory, seconds), daemon=True)
-    with _bare_main(method == "forkserver"):
+    with _bare_main(method == "forkserver"), _children_allowed():
         proc.start()
     send.close()
     try:
@@ -174,6 +174,24 @@ def run_limited(fn: Callable[..., Payload], *args: Any, name: str = "the file",
             proc.kill()
         proc.join(5)
     return _decode(data, name)
+
+
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let a daemonic process (a dask worker) start the parse child.
+
+    multiprocessing refuses children of daemonic processes so that none outlive their parent; this child cannot:
+    it is killed after its time limit, killed again in ``run_limited``'s ``finally`` and has an RLIMIT_CPU stop.
+    """
+    config = multiprocessing.current_process()._config  # noqa: SLF001 - the daemon flag multiprocessing checks
+    daemon = config.get("daemon")
+    if daemon:
+        config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon:
+            config["daemon"] = daemon
 
 
 @contextlib.contextmanager
