@@ -144,6 +144,9 @@ def test_pages_show_damaged_items_and_keep_working(tmp_path, tiny_checkpoint, mo
     _zoo_junk(local_zoo_dir(), tiny_checkpoint)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
     _poison_hf_cache(tmp_path / "hf", tiny_checkpoint)
+    import streamlit as st
+
+    st.cache_data.clear()  # the pages cache the zoo listing for 30 s: an earlier page test's listing must not answer
     for page in ("finetune", "batch", "zoo"):
         at = AppTest.from_file(str(REPO / "pages" / f"{page}.py"), default_timeout=120)
         at.session_state[state.SESSION_DIR] = str(session)
