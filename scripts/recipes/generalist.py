@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--work", default=None)
     ap.add_argument("--cache", default=None, help="exit-wave cache for the simulated HRTEM images")
     ap.add_argument("--out", default=None, help="default <work>/generalist-minus-<held-out>")
+    ap.add_argument("--init", default=None,
+                    help="continue from this generalist (same --hold-out): pretraining in stages of short runs")
     ap.add_argument("--card-only", action="store_true",
                     help="only re-render --out's card with the current transfer evidence (after bench_transfer)")
     args = ap.parse_args()
@@ -109,16 +111,20 @@ def main() -> None:
     work = work_dir("generalist", args.work)
     log: dict = {}
     short = SHORT.get(args.hold_out, "none")
+    init = "scratch" if args.hold_out == "sim" else str(bundled_zoo_dir() / "tem-denoise")
+    # CPU-minutes and number of earlier stages (--init); each stage takes the next seed, so it draws new tiles.
+    earlier, n_stage = 0.0, 0
+    if args.init:
+        init, earlier, n_stage = continued_from(Path(args.init), args.hold_out)
     with timed("build the training set", log):
         folder, summary = build_set(work, args.hold_out, args.per_family, args.cache or str(work / "cache"))
-    init = "scratch" if args.hold_out == "sim" else str(bundled_zoo_dir() / "tem-denoise")
     saw = ", ".join(f"{k} ({v if isinstance(v, int) else sum(v.values())} images)" for k, v in summary.items())
     held = "nothing held out" if args.hold_out == "none" else f"held out: {args.hold_out} (no image of it seen)"
     desc = (f"Generalist TEM base: multi-class pretraining on {saw}; {held}. A base for fine-tuning (its head has one "
             "class per kind of structure and is replaced when fine-tuning a binary task).")
     cfg = TrainConfig(images=str(folder / "images"), masks=str(folder / "masks"), base=init,
                       strategy="scratch" if init == "scratch" else "full", minutes=args.minutes, clock="cpu",
-                      cpu_threads=1, device="cpu", seed=0, validation="regions", val_fraction=0.1, patience=1000,
+                      seed=n_stage, cpu_threads=1, device="cpu", validation="regions", val_fraction=0.1, patience=1000,
                       class_names=list(CLASS_NAMES), downsample=1.0, description=desc)
     with timed(f"pretrain ({args.minutes:g} CPU-min, from {Path(init).name})", log):
         run = work / f"run-minus-{short}"
@@ -128,23 +134,45 @@ def main() -> None:
     prov = meta["provenance"]
     out = Path(args.out) if args.out else work / f"generalist-minus-{short}"
     model_id = out.name
+    total = earlier + args.minutes
     provenance = {
         "training_data": saw + f"; {held}",
         "held_out": args.hold_out,
         "acquisition": "mixed: bright-field TEM (real UO2/steel, procedural families at random feature scale 0.5-2, "
                        "dose 5-500 counts/px, blur, contrast sign) and simulated HRTEM at 0.05 nm/px",
         "tags": ["bf-tem", "hrtem", "generalist", "multi-task", "pretrained", "base"],
-        "limitations": (f"Trained {prov.get('epochs_run')} epochs in {args.minutes:g} CPU-minutes on one thread "
+        "pretrain_cpu_minutes": total,
+        "pretrain_stages": n_stage + 1,
+        "limitations": (f"Trained {total:g} CPU-minutes on one thread in {n_stage + 1} stage(s) "
+                        f"(the last: {prov.get('epochs_run')} epochs in {args.minutes:g} CPU-minutes) "
                         f"({machine()}): a short CPU run. Uncalibrated (own-scale) images; the procedural families "
                         "are not physics (no multislice for BF contrast). Whether it helps is measured by "
                         "bench/bench_transfer.py (leave-one-set-out); see docs/PRETRAINING_STUDY.md."),
         "recipe": f"scripts/recipes/generalist.py --hold-out {args.hold_out} --minutes {args.minutes:g} "
-                  f"--per-family {args.per_family}",
+                  f"--per-family {args.per_family}" + (f" --init <the {earlier:g}-CPU-minute stage>" if earlier else ""),
         "recipe_seconds": log,
     }
     publish(result, out, provenance=provenance, eval_json={"validation": prov.get("metrics"), "seconds": log},
             extra_md=transfer_md(EVIDENCE_FILE))
     print(json.dumps({"out": str(out), "epochs": prov.get("epochs_run"), "val": prov.get("metrics"), "seconds": log}))
+
+
+def continued_from(folder: Path, hold_out: str) -> tuple[str, float, int]:
+    """(folder, CPU-minutes, number of stages) of an earlier stage: a generalist with the same target held out."""
+    import re
+
+    meta = folder / "temzoo.json"
+    if not meta.is_file():
+        raise SystemExit(f"error: --init {folder} is not a model folder (no temzoo.json); give an earlier stage's --out")
+    prov = json.loads(meta.read_text()).get("provenance") or {}
+    if prov.get("held_out") != hold_out:
+        raise SystemExit(f"error: --init {folder} held out {prov.get('held_out')!r}, not {hold_out!r}: continuing it "
+                         "would show the target to the base; give the stage with the same --hold-out")
+    minutes = prov.get("pretrain_cpu_minutes")
+    if minutes is None:  # a first stage written before the field existed: its recipe line says its budget
+        m = re.search(r"--minutes ([0-9.]+)", str(prov.get("recipe", "")))
+        minutes = float(m.group(1)) if m else 0.0
+    return str(folder), float(minutes), int(prov.get("pretrain_stages", 1))
 
 
 def transfer_md(evidence: Path) -> str:
