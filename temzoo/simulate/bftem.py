@@ -8,8 +8,8 @@ per 256^2 image:
   follows the defocus (under-focus: bright void, dark fringe; over-focus: the reverse);
 - ``loops``: dislocation loops as dark filled or ring-shaped ellipses (label: the filled loop, as in the CREME set);
 - ``lines``: dislocation lines, dark smooth random curves (label: the line);
-- ``boundaries``: grain-boundary networks, a Voronoi tessellation with a grey level and texture per grain (label:
-  the boundary lines, a few pixels wide, as in the UO2 set);
+- ``boundaries``: grain-boundary networks, a Voronoi tessellation with a grey level and texture per grain, grains
+  ~10-80 px across (label: the boundary lines, 1-5 px wide);
 - ``particles``: mass-thickness particles (dark discs/ellipses, some overlapping) on an amorphous substrate.
 
 Each family labels one class (``CLASSES``) so a multi-class net learns all of them at once; ``family_image`` returns
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 
 FAMILIES = ("boundaries", "loops", "lines", "particles", "voids")
 # Class index per family in the generalist's multi-class head (0 = background). Real sets map onto these too.
@@ -135,19 +136,26 @@ def _lines(rng, shape, scale):
 
 def _boundaries(rng, shape, scale):
     h, w = shape
-    n = max(3, int(rng.integers(6, 40) / scale**2))
+    # Grain size log-uniform over ~10-80 px (at scale 1, 256^2): real networks range from a few fine grains per
+    # micrometre to coarse ones, and the first version (40-105 px, labels 4-18 px wide) only drew the coarse end.
+    grain = np.exp(rng.uniform(np.log(10), np.log(80))) * scale
+    n = int(np.clip(h * w / grain**2, 3, 2000))
     seeds = np.stack([rng.uniform(0, h, n), rng.uniform(0, w, n)], 1)
-    yy, xx = np.mgrid[0:h, 0:w]
     # Voronoi labels with a little boundary waviness (grains are not perfect polygons)
-    wy = yy + 4 * scale * _smooth_noise(rng, shape, 12)
-    wx = xx + 4 * scale * _smooth_noise(rng, shape, 12)
-    d = (wy[..., None] - seeds[:, 0]) ** 2 + (wx[..., None] - seeds[:, 1]) ** 2
-    lab = d.argmin(-1)
+    wave = min(4 * scale, grain / 8)
+    wy = np.arange(h)[:, None] + wave * _smooth_noise(rng, shape, 12)
+    wx = np.arange(w)[None, :] + wave * _smooth_noise(rng, shape, 12)
+    _, idx = cKDTree(seeds).query(np.stack([wy.ravel(), wx.ravel()], 1))
+    lab = idx.reshape(shape)
     levels = rng.uniform(-0.35, 0.35, n)  # diffraction contrast: each grain its own grey level
     img = levels[lab] + 0.05 * _smooth_noise(rng, shape, 3) * rng.uniform(0, 1)
-    edge = (ndi.maximum_filter(lab, 3) != ndi.minimum_filter(lab, 3))
-    width = rng.uniform(2, 8) * scale
-    mask = ndi.binary_dilation(edge, iterations=max(1, int(round(width / 2))))
+    # The boundary as a line: pixels whose right or lower neighbour is another grain, widened to 1, 3 or 5 px (x scale),
+    # as boundaries are traced by hand.
+    edge = np.zeros(shape, bool)
+    edge[:-1] |= lab[:-1] != lab[1:]
+    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+    width = rng.uniform(1, 5) * scale
+    mask = ndi.binary_dilation(edge, iterations=int(round((width - 1) / 2))) if width >= 3 else edge
     img -= rng.uniform(0.0, 0.3) * ndi.gaussian_filter(mask.astype(float), 1.0)  # boundaries often darker
     return img, mask
 
