@@ -112,6 +112,7 @@ def pixel_counts(probability: np.ndarray, truth: np.ndarray, threshold: float = 
     p = np.ascontiguousarray(probability, dtype=np.float32)
     t = np.asarray(truth)
     _check_pair(p, t)
+    t = (t > 0) if p.ndim == 2 else t  # a float mask: any positive value is foreground, as before
     counts = confusion_counts(torch.from_numpy(p), torch.from_numpy(t.astype(np.int64)), threshold)
     return PixelCounts.of(counts)
 

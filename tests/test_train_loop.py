@@ -17,7 +17,7 @@ from temzoo.train import loop as L
 from temzoo.train.denoise import pretrain_denoise
 from temzoo.train.state import find_state
 from temzoo.zoo import load_model
-from tests.trainsets import write_disc_set
+from tests.trainsets import write_disc_set, write_three_class_set
 
 KEYS = {"epoch", "step", "seconds", "train_loss", "val_loss", "val_f1", "val_iou", "lr", "batch_size", "device"}
 
@@ -183,12 +183,7 @@ def test_bad_data_is_a_data_error(disc_set, tmp_path):
 
 
 def test_multiclass_masks_reinitialise_the_head(tmp_path, tiny_checkpoint):
-    images, masks = write_disc_set(tmp_path / "mc", n=3, size=48)
-    for p in masks.iterdir():
-        m = np.asarray(Image.open(p)) > 0
-        idx = m.astype(np.uint8)
-        idx[:, 24:][m[:, 24:]] = 2
-        Image.fromarray(idx).save(p)
+    images, masks = write_three_class_set(tmp_path / "mc", n=3, size=48)
     cfg = TrainConfig(images=str(images), masks=str(masks), base=str(tiny_checkpoint), strategy="full",
                       epochs=1, steps_per_epoch=2, batch_size=2, tile_size=32, pixel_size_nm=0.05)
     ck = load_model(str(train(cfg, tmp_path / "w")))
@@ -334,12 +329,7 @@ def test_multiclass_validation_f1_is_evaluates_pixel_f1(tmp_path):
     from temzoo.zoo.checkpoint import load_checkpoint, save_checkpoint
     from temzoo.zoo.meta import ModelSpec, TemzooMeta
 
-    images, masks = write_disc_set(tmp_path / "mc", n=3, size=80)
-    for p in masks.iterdir():
-        m = np.asarray(Image.open(p)) > 0
-        idx = m.astype(np.uint8)
-        idx[:, 40:][m[:, 40:]] = 2
-        Image.fromarray(idx).save(p)
+    images, masks = write_three_class_set(tmp_path / "mc", n=3, size=80)
     torch.manual_seed(1)
     spec = ModelSpec(classes=3)
     meta = TemzooMeta(pixel_size_nm=0.05, tile_size=256, class_names=["background", "a", "b"])
