@@ -44,3 +44,19 @@ def cpu_bf16_native() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch build without the query: assume emulated
         return False
+
+
+def autocast(device, amp: bool = True, cpu: bool = False):
+    """The bf16 autocast context for a forward on ``device`` (the one owner of that choice).
+
+    CUDA: bf16 when ``amp``. CPU: bf16 only when ``cpu`` (training steps ask for it; inference keeps float32 on
+    the CPU) and ``amp`` and the CPU has native bf16; otherwise no autocast."""
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
+    if cpu and amp and cpu_bf16_native():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -51,6 +51,11 @@ class PixelCounts:
     fn: int = 0
     tn: int = 0
 
+    @classmethod
+    def of(cls, counts) -> PixelCounts:
+        """From a ``[tp, fp, fn, tn]`` tensor (:func:`confusion_counts`; one copy off its device)."""
+        return cls(*(int(v) for v in counts.tolist()))
+
     def __add__(self, other: PixelCounts) -> PixelCounts:
         return PixelCounts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
@@ -73,23 +78,43 @@ class PixelCounts:
 
 
 def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
-    if pred.shape != truth.shape:
-        raise DataError(f"mask shape {truth.shape} differs from the prediction's {pred.shape}; "
+    if pred.shape[-2:] != truth.shape:
+        raise DataError(f"mask shape {truth.shape} differs from the prediction's {pred.shape[-2:]}; "
                         "give a mask of the image's size")
 
 
-def pixel_counts(probability: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> PixelCounts:
-    """Foreground confusion counts of a probability map (or 0/1 mask) against a mask (> 0 = foreground)."""
+def confusion_counts(probability, truth, threshold: float = 0.5):
+    """Foreground confusion counts ``[tp, fp, fn, tn]`` (an int64 tensor on the inputs' device; no wait on it): the
+    one pixel-count rule behind ``evaluate`` (:func:`pixel_counts`) and training's validation.
+
+    ``probability``: a foreground probability map ``(H, W)`` (or a 0/1 mask), foreground where >= ``threshold``,
+    scored against ``truth > 0``; or class probabilities ``(C, H, W)``: the argmax class, each foreground class
+    ``1..C-1`` scored against ``truth == c`` and the counts pooled. ``truth``: an integer label tensor ``(H, W)``.
+    """
     import segmentation_models_pytorch as smp
     import torch
 
-    p = np.asarray(probability, dtype=np.float32)
-    t = np.asarray(truth) > 0
+    if probability.ndim == 2:
+        out, tgt = probability.float()[None, None], (truth > 0).long()[None, None]
+        stats = smp.metrics.get_stats(out, tgt, mode="binary", threshold=threshold)
+    else:
+        classes = torch.arange(1, probability.shape[0], device=probability.device)[:, None, None]
+        out = (probability.argmax(0)[None] == classes).long()[None]
+        tgt = (truth.long()[None] == classes).long()[None]
+        stats = smp.metrics.get_stats(out, tgt, mode="multilabel")
+    return torch.stack([v.sum() for v in stats])
+
+
+def pixel_counts(probability: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> PixelCounts:
+    """:func:`confusion_counts` of NumPy arrays, as :class:`PixelCounts`."""
+    import torch
+
+    p = np.ascontiguousarray(probability, dtype=np.float32)
+    t = np.asarray(truth)
     _check_pair(p, t)
-    out = torch.from_numpy(np.ascontiguousarray(p))[None, None]
-    tgt = torch.from_numpy(t.astype(np.int64))[None, None]
-    tp, fp, fn, tn = smp.metrics.get_stats(out, tgt, mode="binary", threshold=threshold)
-    return PixelCounts(int(tp.sum()), int(fp.sum()), int(fn.sum()), int(tn.sum()))
+    t = (t > 0) if p.ndim == 2 else t  # a float mask: any positive value is foreground, as before
+    counts = confusion_counts(torch.from_numpy(p), torch.from_numpy(t.astype(np.int64)), threshold)
+    return PixelCounts.of(counts)
 
 
 # ----------------------------------------------------------------------------------------------------- object metrics

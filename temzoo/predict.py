@@ -39,6 +39,7 @@ class PredictOptions:
     overlap: int = 48  # px overlap between tiles (blended; about 2.5x the 95 % radius of the default net)
     batch_size: int | None = None  # tiles per forward; None: from a pixel budget
     device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA (the CPU always runs float32 here)
     seed: int | None = 0  # MC-dropout seed (reproducible maps); the global RNG state is restored afterwards
 
 
@@ -142,22 +143,23 @@ def runtime_model(model, device):
 
 
 # ------------------------------------------------------------------------------------------------------ tile forward
-def _forward_probs(model, x, device, temperature: float):
+def _forward_out(model, x, device, opts: PredictOptions, in_channels: int, output: Callable | None):
     import torch
 
     from temzoo.confidence import probabilities
+    from temzoo.device import autocast
 
-    x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-    if device.type == "cuda":
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(x)
-    else:
+    x = x.to(device, non_blocking=True)
+    if in_channels > 1 and x.shape[1] == 1:
+        x = x.expand(-1, in_channels, -1, -1)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, opts.amp):
         logits = model(x)
-    return probabilities(logits, temperature)
+    return probabilities(logits, opts.temperature) if output is None else output(logits)
 
 
-def _tile_samples(model, x, device, opts: PredictOptions) -> list:
-    """The K probability samples ``(B, C, h, w)`` for one batch of tiles."""
+def _tile_samples(model, x, device, opts: PredictOptions, in_channels: int = 1, output: Callable | None = None) -> list:
+    """The K output samples ``(B, C, h, w)`` (probabilities unless ``output`` says otherwise) for one tile batch."""
     from temzoo.confidence import dihedral, dihedral_inverse, mc_dropout
 
     transforms = _transforms(opts)
@@ -168,9 +170,9 @@ def _tile_samples(model, x, device, opts: PredictOptions) -> list:
             xt = dihedral(x, k, flip) if (k or flip) else x
             if opts.mc_dropout > 0:
                 with mc_dropout(model, opts.mc_p):
-                    p = _forward_probs(model, xt, device, opts.temperature)
+                    p = _forward_out(model, xt, device, opts, in_channels, output)
             else:
-                p = _forward_probs(model, xt, device, opts.temperature)
+                p = _forward_out(model, xt, device, opts, in_channels, output)
             out.append(dihedral_inverse(p, k, flip) if (k or flip) else p)
     return out
 
@@ -195,30 +197,49 @@ def run_tiled(checkpoint, image, opts: PredictOptions, progress: Progress | None
 
 
 def tiled_maps(checkpoint, image, opts: PredictOptions, progress: Progress | None, device) -> tuple[Any, dict]:
-    """Run the net over a normalised 2D image tensor on ``device``, all on that device.
+    """Run the checkpoint's net (its cached runtime copy) over a normalised 2D image tensor on ``device``.
 
-    Returns ``(maps, info)``, maps a float32 tensor on ``device`` of shape ``(C + 2, H, W)`` when several samples are
-    drawn (mean class probabilities, then spread, then mean per-sample entropy) or ``(C, H, W)`` otherwise.
+    Returns ``(maps, info)`` as :func:`model_maps` does, ``info`` with the device and the forward time added.
+    """
+    import torch
+
+    model = runtime_model(checkpoint.model, device)
+    t0 = time.perf_counter()
+    maps, info = model_maps(model, image, checkpoint.spec.stride, opts, device, checkpoint.spec.in_channels,
+                            progress=progress)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # so that forward_seconds is the work, not the launches
+    info.update({"device": str(device), "forward_seconds": time.perf_counter() - t0})
+    return maps, info
+
+
+def model_maps(model, image, stride: int, opts: PredictOptions, device, in_channels: int = 1,
+               output: Callable | None = None, progress: Progress | None = None) -> tuple[Any, dict]:
+    """The one "model over tiles" of temzoo: a live ``model`` (in eval mode, on ``device``) over a normalised 2D
+    image tensor on ``device``: stride padding, overlapping tiles, blended merge, all on that device (no wait on it).
+
+    Used by :func:`tiled_maps` (predict, evaluate) and by training's validation, so both see the same maps.
+    ``output`` turns a tile batch's raw outputs into what is blended: class probabilities with ``opts.temperature``
+    by default (a denoiser passes its own, e.g. the outputs as they are). Returns ``(maps, info)``, maps a float32
+    tensor of shape ``(C + 2, H, W)`` when several samples are drawn (mean, then spread, then mean per-sample
+    entropy) or ``(C, H, W)`` otherwise; ``info`` the tiling (tiles, tile_shape, batch_size, samples).
     """
     import torch
 
     from temzoo.confidence import summarize_samples
     from temzoo.tiling import BlendMerger, TileGrid, pad_to_stride
 
-    model = runtime_model(checkpoint.model, device)
-    padded, (h, w) = pad_to_stride(image.float(), checkpoint.spec.stride)
+    padded, (h, w) = pad_to_stride(image.float(), stride)
     tile = opts.tile_size or (2048 if device.type == "cuda" else 1024)
-    grid = TileGrid.for_image(tuple(padded.shape), tile, opts.overlap, checkpoint.spec.stride)
+    grid = TileGrid.for_image(tuple(padded.shape), tile, opts.overlap, stride)
     # CPU: two ~800 px tiles per forward measured faster than one (bench/bench_predict.py) while activations,
     # which dominate memory, stay below 2 GB peak RSS for a 4096^2 image.
     budget = (4096 * 4096) if device.type == "cuda" else (1536 * 1024)
     batch = opts.batch_size or max(1, budget // (grid.tile_h * grid.tile_w))
     n_samples = len(_transforms(opts)) * max(1, opts.mc_dropout)
-    channels = checkpoint.spec.classes + (2 if n_samples > 1 else 0)
-    merger = BlendMerger(grid, channels, device)
+    merger = None
     boxes = grid.boxes
     th, tw = grid.tile_h, grid.tile_w
-    t0 = time.perf_counter()
     cuda_rng = [device.index or 0] if device.type == "cuda" else []
     rng_ctx = torch.random.fork_rng(devices=cuda_rng) if opts.mc_dropout > 0 else contextlib.nullcontext()
     with torch.inference_mode(), rng_ctx:
@@ -227,22 +248,36 @@ def tiled_maps(checkpoint, image, opts: PredictOptions, progress: Progress | Non
         for i in range(0, len(boxes), batch):
             chunk = boxes[i:i + batch]
             x = torch.stack([padded[y:y + th, x0:x0 + tw] for y, x0 in chunk])[:, None]
-            samples = _tile_samples(model, x, device, opts)
+            samples = _tile_samples(model, x, device, opts, in_channels, output)
             if n_samples > 1:
                 st = summarize_samples(samples)
                 out = torch.cat([st.mean, st.spread[:, None], st.mean_entropy[:, None]], dim=1)
             else:
                 out = samples[0]
+            if merger is None:  # as many channels as the net's outputs give
+                merger = BlendMerger(grid, out.shape[1], device)
             for (y, x0), tile_out in zip(chunk, out):
                 merger.add(y, x0, tile_out)
             if progress is not None:
                 progress(min(1.0, (i + len(chunk)) / len(boxes)), f"tile {i + len(chunk)}/{len(boxes)}")
         maps = merger.result()[:, :h, :w]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)  # so that forward_seconds is the work, not the launches
-    info = {"tiles": len(boxes), "tile_shape": [th, tw], "batch_size": batch, "samples": n_samples,
-            "device": str(device), "forward_seconds": time.perf_counter() - t0}
+    info = {"tiles": len(boxes), "tile_shape": [th, tw], "batch_size": batch, "samples": n_samples}
     return maps, info
+
+
+def raw_output(out):
+    """``output`` for :func:`model_maps` of a net whose outputs are images (a denoiser), not logits: as they are."""
+    return out.float()
+
+
+def class_probabilities(maps, classes: int):
+    """The probability map(s) of merged ``maps``: ``(H, W)`` foreground for one class, else ``(C, H, W)``; blending
+    and bf16 leave them a hair off, so they are clamped to [0, 1] and several classes renormalised to sum 1. What
+    predict/evaluate score, and training's validation too."""
+    probs = maps[:classes].clamp(0.0, 1.0)
+    if classes > 1:
+        probs = probs / probs.sum(0, keepdim=True).clamp_min(1e-6)
+    return probs[0] if classes == 1 else probs
 
 
 # ----------------------------------------------------------------------------------------------------------- predict
@@ -289,10 +324,7 @@ def _finish_maps(maps, classes: int, opts: PredictOptions) -> dict:
 
     from temzoo.confidence import entropy, hard_mask, max_probability
 
-    probs = maps[:classes].clamp(0.0, 1.0)
-    if classes > 1:
-        probs = probs / probs.sum(0, keepdim=True).clamp_min(1e-6)
-    probability = probs[0] if classes == 1 else probs
+    probability = class_probabilities(maps, classes)
     extra = {"entropy": entropy(probability)}
     if maps.shape[0] > classes:
         spread, mean_entropy = maps[classes], maps[classes + 1]
@@ -388,5 +420,5 @@ def tiles_needed(shape: tuple[int, int], tile: int, overlap: int, stride: int) -
                                   stride))
 
 
-__all__ = ["PredictOptions", "PreparedInput", "predict", "predict_stack", "prepare_input", "run_tiled",
-           "runtime_model", "tiled_maps", "tiles_needed"]
+__all__ = ["PredictOptions", "PreparedInput", "class_probabilities", "model_maps", "predict", "predict_stack",
+           "prepare_input", "raw_output", "run_tiled", "runtime_model", "tiled_maps", "tiles_needed"]

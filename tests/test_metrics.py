@@ -49,6 +49,18 @@ def test_pixel_scores_match_hand_counts():
         pixel_counts(prob, truth[:5])
 
 
+def test_multiclass_pixel_counts_pool_the_argmax_of_each_foreground_class():
+    """(C, H, W) probabilities: argmax; classes 1..C-1 each counted against truth == c, summed (validation's rule)."""
+    truth = np.array([[0, 1, 1, 2]])
+    prob = np.zeros((3, 1, 4), np.float32)
+    prob[[0, 1, 2, 2], 0, [0, 1, 2, 3]] = 0.6  # argmax 0, 1, 2, 2
+    c = pixel_counts(prob, truth)
+    # class 1: tp 1 (px 1), fn 1 (px 2), tn 2; class 2: tp 1 (px 3), fp 1 (px 2), tn 2
+    assert (c.tp, c.fp, c.fn, c.tn) == (2, 1, 1, 4)
+    with pytest.raises(DataError, match="differs"):
+        pixel_counts(prob, truth[:, :2])
+
+
 def test_object_matching_at_iou_half():
     truth = _discs([(30, 30), (30, 90), (90, 60)])
     pred = _discs([(30, 30), (30, 100)])  # one exact, one shifted by 10 px (IoU < 0.5), one missed

@@ -17,7 +17,7 @@ from temzoo.train import loop as L
 from temzoo.train.denoise import pretrain_denoise
 from temzoo.train.state import find_state
 from temzoo.zoo import load_model
-from tests.trainsets import write_disc_set
+from tests.trainsets import write_disc_set, write_three_class_set
 
 KEYS = {"epoch", "step", "seconds", "train_loss", "val_loss", "val_f1", "val_iou", "lr", "batch_size", "device"}
 
@@ -183,12 +183,7 @@ def test_bad_data_is_a_data_error(disc_set, tmp_path):
 
 
 def test_multiclass_masks_reinitialise_the_head(tmp_path, tiny_checkpoint):
-    images, masks = write_disc_set(tmp_path / "mc", n=3, size=48)
-    for p in masks.iterdir():
-        m = np.asarray(Image.open(p)) > 0
-        idx = m.astype(np.uint8)
-        idx[:, 24:][m[:, 24:]] = 2
-        Image.fromarray(idx).save(p)
+    images, masks = write_three_class_set(tmp_path / "mc", n=3, size=48)
     cfg = TrainConfig(images=str(images), masks=str(masks), base=str(tiny_checkpoint), strategy="full",
                       epochs=1, steps_per_epoch=2, batch_size=2, tile_size=32, pixel_size_nm=0.05)
     ck = load_model(str(train(cfg, tmp_path / "w")))
@@ -296,8 +291,12 @@ def test_region_validation_trains_on_every_image(disc_set, tmp_path):
 
 
 def test_validation_f1_is_evaluates_f1(disc_set, tmp_path, tiny_checkpoint):
-    """Validation scores pixels as ``evaluate`` does (metrics.PixelCounts at probability 0.5), on the same images."""
+    """#15: validation runs the net as ``evaluate`` does (temzoo.predict.model_maps) and counts pixels with the same
+    function (temzoo.metrics.confusion_counts): same F1/IoU to 1e-6 on the same images, and its loss is the loss of
+    the maps evaluate sees (fed back as logit(p))."""
+    from temzoo.io import read_micrograph
     from temzoo.metrics import evaluate_folders
+    from temzoo.predict import predict
     from temzoo.train import data as D
     from temzoo.zoo.checkpoint import load_checkpoint
 
@@ -305,8 +304,46 @@ def test_validation_f1_is_evaluates_f1(disc_set, tmp_path, tiny_checkpoint):
     px = ck.meta.pixel_size_nm
     images, masks = disc_set
     samples = D.prepare(D.read_set(images, masks, pixel_size_nm=px), px, ck.meta.norm)
-    cfg = TrainConfig(images=str(images), masks=str(masks), amp=False, channels_last=False)
-    val = L.evaluate_samples(ck.model, samples, ck.spec, cfg, torch.device("cpu"), L.make_loss(cfg, 1))
+    cfg = TrainConfig(images=str(images), masks=str(masks))
+    loss_fn = L.make_loss(cfg, 1)
+    val = L.evaluate_samples(ck.model, samples, ck.spec, cfg, torch.device("cpu"), loss_fn)
     ev = evaluate_folders(ck, images, masks, pixel_size_nm=px)
     assert 0 < ev["f1"] < 1  # a score that can differ
-    assert val["val_f1"] == pytest.approx(ev["f1"], abs=2e-3) and val["val_iou"] == pytest.approx(ev["iou"], abs=2e-3)
+    assert val["val_f1"] == pytest.approx(ev["f1"], abs=1e-6) and val["val_iou"] == pytest.approx(ev["iou"], abs=1e-6)
+    losses = []
+    for s in samples:
+        mg = read_micrograph(images / f"{s.name}.png")
+        p = torch.from_numpy(predict(ck, mg.with_data(mg.data, pixel_size_nm=px)).probability).clamp(1e-6, 1 - 1e-6)
+        logit = (torch.log(p) - torch.log1p(-p))[None, None]
+        losses.append(float(loss_fn(logit, torch.from_numpy(s.mask)[None, None])))
+    assert val["val_loss"] == pytest.approx(np.mean(losses), rel=1e-5)  # images of one size: the plain mean
+
+
+def test_multiclass_validation_f1_is_evaluates_pixel_f1(tmp_path):
+    """#15: a 3-class net: validation's pooled F1 (argmax, classes 1..C-1) is what temzoo.metrics.pixel_counts
+    gives for predict's probabilities, the per-image rule of evaluate."""
+    from temzoo.io import read_micrograph
+    from temzoo.io.masks import read_mask
+    from temzoo.metrics import PixelCounts, pixel_counts
+    from temzoo.predict import predict
+    from temzoo.train import data as D
+    from temzoo.zoo.checkpoint import load_checkpoint, save_checkpoint
+    from temzoo.zoo.meta import ModelSpec, TemzooMeta
+
+    images, masks = write_three_class_set(tmp_path / "mc", n=3, size=80)
+    torch.manual_seed(1)
+    spec = ModelSpec(classes=3)
+    meta = TemzooMeta(pixel_size_nm=0.05, tile_size=256, class_names=["background", "a", "b"])
+    ck = load_checkpoint(save_checkpoint(spec.build().eval(), tmp_path / "ck", meta))
+    samples = D.prepare(D.read_set(images, masks, pixel_size_nm=0.05), 0.05, ck.meta.norm)
+    cfg = TrainConfig(images=str(images), masks=str(masks))
+    val = L.evaluate_samples(ck.model, samples, ck.spec, cfg, torch.device("cpu"), L.make_loss(cfg, 3))
+    pooled = PixelCounts()
+    for s in samples:
+        mg = read_micrograph(images / f"{s.name}.png")
+        prob = predict(ck, mg.with_data(mg.data, pixel_size_nm=0.05)).probability
+        assert prob.shape == (3, 80, 80)
+        pooled = pooled + pixel_counts(prob, read_mask(masks / f"{s.name}.png"))
+    assert 0 < pooled.scores()["f1"] < 1
+    assert val["val_f1"] == pytest.approx(pooled.scores()["f1"], abs=1e-6)
+    assert val["val_iou"] == pytest.approx(pooled.scores()["iou"], abs=1e-6) and np.isfinite(val["val_loss"])

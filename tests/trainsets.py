@@ -32,3 +32,16 @@ def write_disc_set(folder: Path, n: int = 4, size: int = 96, seed: int = 0, mask
         Image.fromarray(img).save(images / f"img{k}.png")
         Image.fromarray(m * 255).save(masks / f"img{k}{mask_suffix}.png")
     return images, masks
+
+
+def write_three_class_set(folder: Path, n: int = 3, size: int = 48) -> tuple[Path, Path]:
+    """:func:`write_disc_set` with index masks: discs (parts) in the left half are class 1, in the right half 2."""
+    from PIL import Image
+
+    images, masks = write_disc_set(folder, n=n, size=size)
+    for p in masks.iterdir():
+        m = np.asarray(Image.open(p)) > 0
+        idx = m.astype(np.uint8)
+        idx[:, size // 2:][m[:, size // 2:]] = 2
+        Image.fromarray(idx).save(p)
+    return images, masks

@@ -62,14 +62,14 @@ def psnr_table(result: Path, images: Path, val: list[str], device: str) -> list[
     import torch
 
     from temzoo.device import pick_device
+    from temzoo.predict import PredictOptions, model_maps, raw_output
     from temzoo.train import data as D
     from temzoo.train.augment import poisson_noise
-    from temzoo.train.loop import predict_logits
     from temzoo.zoo import load_model
 
     ck = load_model(str(result))
     dev = pick_device(device)
-    model = ck.model.to(dev)
+    model = ck.model.to(dev).eval()
     raw = D.read_set(images, labelled=False)
     samples = {s.name: s for s in D.prepare(raw, None, ck.meta.norm)}
     rows = []
@@ -80,7 +80,9 @@ def psnr_table(result: Path, images: Path, val: list[str], device: str) -> list[
         for dose in DOSES:
             g = torch.Generator().manual_seed(7)
             noisy = poisson_noise(clean, torch.tensor([dose]), g)
-            out = predict_logits(model, noisy[0, 0].numpy(), ck.spec.stride, dev, True, ck.spec.in_channels)[0]
+            maps, _ = model_maps(model, noisy[0, 0].to(dev), ck.spec.stride, PredictOptions(), dev, ck.spec.in_channels,
+                                 output=raw_output)
+            out = maps[0].cpu().numpy()
 
             def psnr(x):
                 mse = float(np.mean((np.asarray(x) - s.image) ** 2))

@@ -3,7 +3,7 @@
 Flow: :func:`read_set` (files -> raw arrays + pixel sizes, every problem a :class:`DataError`) ->
 :func:`prepare` (resample to the model's pixel size, the one shared normalisation) -> :func:`split_by_image`
 (train/validation by *source image*, so no validation pixel was ever seen in training) -> :class:`TileSampler`
-(random training crops with scale jitter) and :func:`grid_tiles` (validation tiles).
+(random training crops with scale jitter); validation runs the net as predict does (temzoo.predict.model_maps).
 """
 
 from __future__ import annotations
@@ -379,10 +379,3 @@ class DeviceTileSampler(TileSampler):
         x = torch.cat(xs)
         return x, (torch.cat(ms).long() if ms else None)
 
-
-def grid_tiles(image: np.ndarray, tile: int, stride: int) -> list[tuple[slice, slice]]:
-    """Non-overlapping windows (each at most ``tile``) covering ``image``; edges are padded at inference."""
-    h, w = image.shape[:2]
-    ys = list(range(0, h, tile))
-    xs = list(range(0, w, tile))
-    return [(slice(y, min(y + tile, h)), slice(x, min(x + tile, w))) for y in ys for x in xs]

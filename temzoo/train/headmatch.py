@@ -36,7 +36,9 @@ class HeadMatch:
 
 
 def match_class(logits: list[np.ndarray], masks: list[np.ndarray], names: list[str]) -> HeadMatch | None:
-    """The foreground class whose argmax map best matches ``masks`` (pooled pixel F1), or None if none is useful."""
+    """The foreground class whose argmax map best matches ``masks`` (pooled pixel F1), or None if none is useful.
+
+    ``logits``: per image ``(C, H, W)`` class scores, logits or probabilities (only their argmax counts)."""
     n = logits[0].shape[0] if logits else 0
     if n < 2:
         return None

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from temzoo.device import cpu_bf16_native
+from temzoo.device import autocast, cpu_bf16_native
 from temzoo.errors import JobError, TemzooError
 from temzoo.metrics import PixelCounts
 from temzoo.preprocess import Normalization
@@ -36,7 +36,6 @@ from temzoo.train.strategies import Strategy, trainable_parameters
 logger = logging.getLogger("temzoo.train")
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
-VAL_TILE = 512  # validation windows (whole images up to this size go through in one piece)
 
 
 @dataclass
@@ -219,6 +218,7 @@ def _init_from_base(config: TrainConfig, ck, spec, out_classes: int, model, trai
 def _match_base_class(config: TrainConfig, ck, spec, train: list[D.Sample]):
     """Score the base's classes on the labelled training samples (CPU or the run's device; no gradients)."""
     from temzoo.device import pick_device
+    from temzoo.predict import model_maps
     from temzoo.train.headmatch import match_class
 
     labelled = [s for s in train if s.mask is not None]
@@ -226,12 +226,14 @@ def _match_base_class(config: TrainConfig, ck, spec, train: list[D.Sample]):
         return None
     device = pick_device(config.device)
     model = ck.model.to(device).eval()
+    opts = val_options(config)
     try:
-        logits = [predict_logits(model, s.image, spec.stride, device, config.amp, spec.in_channels) for s in labelled]
+        probs = [model_maps(model, torch.from_numpy(s.image).to(device), spec.stride, opts, device,
+                            spec.in_channels)[0].cpu().numpy() for s in labelled]
     finally:
         ck.model.to("cpu")
     names = list(getattr(ck.meta, "class_names", None) or [])
-    return match_class(logits, [s.mask for s in labelled], names)
+    return match_class(probs, [s.mask for s in labelled], names)
 
 
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
@@ -273,42 +275,21 @@ def make_loss(config: TrainConfig, n_out: int) -> Callable[[torch.Tensor, torch.
 
 def _forward(model, x: torch.Tensor, device: torch.device, amp: bool, in_channels: int,
              channels_last: bool = True) -> torch.Tensor:
+    """A training step's forward: bf16 autocast on CUDA and on native-bf16 CPUs (temzoo.device.autocast)."""
     if in_channels > 1 and x.shape[1] == 1:
         x = x.expand(-1, in_channels, -1, -1)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    if device.type == "cuda":
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            return model(x).float()
-    if amp and cpu_bf16_native():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return model(x).float()
-    return model(x)
+    with autocast(device, amp, cpu=True):
+        return model(x).float()
 
 
-@torch.no_grad()
-def predict_logits(model, image: np.ndarray, stride: int, device: torch.device, amp: bool = True,
-                   in_channels: int = 1, window: int = VAL_TILE, channels_last: bool = False) -> np.ndarray:
-    """Logits ``(C, H, W)`` for a normalised image, in non-overlapping stride-padded windows (validation)."""
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
-    return logits_on_device(model, x, stride, device, amp, in_channels, window, channels_last).cpu().numpy()
+def val_options(config: TrainConfig):
+    """How validation runs the net: as ``evaluate`` does (temzoo.predict defaults: tiles, overlap, blending,
+    float32 on the CPU), with the run's ``amp`` choice on CUDA."""
+    from temzoo.predict import PredictOptions
 
-
-@torch.no_grad()
-def logits_on_device(model, image: torch.Tensor, stride: int, device: torch.device, amp: bool = True,
-                     in_channels: int = 1, window: int = VAL_TILE, channels_last: bool = False) -> torch.Tensor:
-    """:func:`predict_logits` for an image tensor on ``device``; the logits stay there (float32)."""
-    from temzoo.tiling import pad_to_stride
-
-    h, w = image.shape
-    out = None
-    for ys, xs in D.grid_tiles(image, window, stride):
-        piece, (ph, pw) = pad_to_stride(image[ys, xs], stride)
-        y = _forward(model, piece[None, None], device, amp, in_channels, channels_last)[0, :, :ph, :pw].float()
-        if out is None:
-            out = torch.zeros((y.shape[0], h, w), dtype=torch.float32, device=device)
-        out[:, ys, xs] = y
-    return out
+    return PredictOptions(amp=config.amp)
 
 
 @torch.no_grad()
@@ -316,60 +297,78 @@ def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainCo
                      loss_fn) -> dict[str, float | None]:
     """Validation: loss and pooled pixel F1/IoU (segmentation) or loss/PSNR on fixed-dose noisy copies (denoising).
 
-    Everything stays on ``device`` until the few summed numbers at the end: no wait on the GPU per image."""
+    The net runs over each image as in ``evaluate`` (temzoo.predict.model_maps) and pixels are counted by
+    temzoo.metrics.confusion_counts, so validation F1 is evaluate's F1. Everything stays on ``device`` until the few
+    summed numbers at the end: no wait on the GPU per image."""
     if not samples:
         return {"val_loss": None, "val_f1": None, "val_iou": None}
     was_training = model.training
     model.eval()
-    stride, inc = setup_spec.stride, setup_spec.in_channels
+    try:
+        run = _validate_denoising if config.task == "denoising" else _validate_segmentation
+        return run(model, samples, setup_spec, config, device, loss_fn)
+    finally:
+        if was_training:
+            model.train()
+
+
+def _validate_segmentation(model, samples: list[D.Sample], spec, config: TrainConfig, device: torch.device,
+                           loss_fn) -> dict[str, float | None]:
+    from temzoo.metrics import confusion_counts
+    from temzoo.predict import class_probabilities, model_maps
+
+    opts = val_options(config)
     losses, weights = [], []
-    counts = torch.zeros(4, dtype=torch.float64, device=device)  # tp, fp, fn, tn
+    counts = torch.zeros(4, dtype=torch.long, device=device)  # tp, fp, fn, tn
+    for s in samples:
+        maps, _ = model_maps(model, torch.from_numpy(s.image).to(device), spec.stride, opts, device, spec.in_channels)
+        prob = class_probabilities(maps, maps.shape[0])
+        y = torch.from_numpy(s.mask).to(device).long()
+        losses.append(loss_fn(_as_logits(prob)[None], y[None, None]))
+        counts += confusion_counts(prob, y, opts.threshold)
+        weights.append(s.image.size)
+    scores = PixelCounts.of(counts).scores()
+    return {"val_loss": _mean_loss(losses, weights), "val_f1": scores["f1"], "val_iou": scores["iou"]}
+
+
+def _as_logits(prob: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Logits whose sigmoid/softmax gives back ``prob`` (``(H, W)`` foreground or ``(C, H, W)``), so the loss
+    scores the blended maps evaluate sees: ``logit(p)`` for one class, ``log(p)`` for several (softmax(log p) = p)."""
+    if prob.ndim == 2:
+        p = prob.clamp(eps, 1 - eps)[None]
+        return torch.log(p) - torch.log1p(-p)
+    return torch.log(prob.clamp_min(eps))
+
+
+def _validate_denoising(model, samples: list[D.Sample], spec, config: TrainConfig, device: torch.device,
+                        loss_fn) -> dict[str, float | None]:
+    from temzoo.predict import model_maps, raw_output
+
+    opts = val_options(config)
+    losses, weights = [], []
     se = torch.zeros((), dtype=torch.float64, device=device)
     n_px = 0
     g = torch.Generator().manual_seed(12345)  # fixed noise: validation scores comparable across epochs
     for s in samples:
-        clean = torch.from_numpy(s.image).to(device)
-        if config.task == "denoising":
-            dose = random_doses(1, config.dose_range, g)
-            noisy = poisson_noise(clean[None, None].cpu(), dose, g)[0, 0].to(device)
-            pred = logits_on_device(model, noisy, stride, device, config.amp, inc, channels_last=config.channels_last)
-            pred = pred[:1][None]
-            losses.append(loss_fn(pred, clean[None, None]))
-            se += ((pred - clean) ** 2).sum()
-            n_px += clean.numel()
-        else:
-            lt = logits_on_device(model, clean, stride, device, config.amp, inc, channels_last=config.channels_last)
-            y = torch.from_numpy(s.mask).to(device).long()
-            losses.append(loss_fn(lt[None], y[None, None]))
-            counts += _val_counts(lt, y)
+        host = torch.from_numpy(s.image)
+        clean = host.to(device)
+        dose = random_doses(1, config.dose_range, g)
+        noisy = poisson_noise(host[None, None], dose, g)[0, 0].to(device)
+        maps, _ = model_maps(model, noisy, spec.stride, opts, device, spec.in_channels, output=raw_output)
+        pred = maps[:1][None]
+        losses.append(loss_fn(pred, clean[None, None]))
+        se += ((pred - clean) ** 2).sum()
+        n_px += clean.numel()
         weights.append(s.image.size)
-    if was_training:
-        model.train()
-    val_loss = float(np.average(torch.stack(losses).float().cpu().numpy(), weights=weights))
-    if config.task == "denoising":
-        mse = float(se) / max(1, n_px)
-        # Clean images are standardised (variance 1), so PSNR is taken against a peak-to-peak of ~ 2*3 sd.
-        return {"val_loss": val_loss, "val_f1": None, "val_iou": None,
-                "val_psnr": float(10 * math.log10(36.0 / max(mse, 1e-12)))}
-    tp, fp, fn, tn = (int(v) for v in counts.cpu().tolist())
-    scores = PixelCounts(tp, fp, fn, tn).scores()
-    return {"val_loss": val_loss, "val_f1": scores["f1"], "val_iou": scores["iou"]}
+    mse = float(se) / max(1, n_px)
+    # Clean images are standardised (variance 1), so PSNR is taken against a peak-to-peak of ~ 2*3 sd.
+    return {"val_loss": _mean_loss(losses, weights), "val_f1": None, "val_iou": None,
+            "val_psnr": float(10 * math.log10(36.0 / max(mse, 1e-12)))}
 
 
-def _val_counts(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Foreground confusion counts ``[tp, fp, fn, tn]`` (a float64 tensor on the logits' device) as
-    :func:`temzoo.metrics.pixel_counts` takes them (probability >= 0.5); a multi-class net is counted per foreground
-    class and pooled."""
-    if logits.shape[0] == 1:
-        preds, truths = [torch.sigmoid(logits[0]) >= 0.5], [mask > 0]
-    else:
-        pred = logits.argmax(0)
-        preds = [pred == c for c in range(1, logits.shape[0])]
-        truths = [mask == c for c in range(1, logits.shape[0])]
-    out = torch.zeros(4, dtype=torch.float64, device=logits.device)
-    for p, t in zip(preds, truths):
-        out += torch.stack([(p & t).sum(), (p & ~t).sum(), (~p & t).sum(), (~p & ~t).sum()]).double()
-    return out
+def _mean_loss(losses: list[torch.Tensor], weights: list[int]) -> float:
+    """Pixel-weighted mean of the per-image losses (one copy off the device)."""
+    return float(np.average(torch.stack(losses).float().cpu().numpy(), weights=weights))
 
 
 # ------------------------------------------------------------------------------------------------ the loop
@@ -1037,4 +1036,4 @@ def _card(meta, spec, model, name: str) -> str:
 
 
 __all__ = ["Budget", "Run", "Setup", "TileBatches", "TrainState", "build_setup", "evaluate_samples", "make_loss",
-           "predict_logits", "selection_score", "train", "train_epoch", "validate"]
+           "selection_score", "train", "train_epoch", "validate"]
