@@ -97,6 +97,20 @@ def test_pad_and_merge_on_tensors_match_numpy():
     np.testing.assert_allclose(merger.result().numpy(), vals, rtol=1e-5)
 
 
+
+def test_blend_weights_built_on_the_device_are_the_host_ones_bit_for_bit():
+    """A GPU merger builds its 9 weight tiles on the device from the 1D ramps (temzoo.tiling.device_weight); run
+    here on CPU tensors, it gives exactly TileGrid.weight, for every tile of a 3 x 3 and a 1 x 2 grid."""
+    from temzoo.tiling import TileGrid, device_weight
+
+    for shape, tile in [((4096, 4096), 2048), ((64, 200), 128)]:
+        grid = TileGrid.for_image(shape, tile, 48, 8)
+        assert len(grid) in (9, 2)
+        for y, x in grid.boxes:
+            w = device_weight(grid, y, x, torch.device("cpu"))
+            assert w.dtype == torch.float32
+            np.testing.assert_array_equal(w.numpy(), grid.weight(y, x))
+
 def test_map_functions_take_tensors_and_arrays_alike():
     from temzoo.confidence import entropy, hard_mask, max_probability
 
