@@ -307,22 +307,24 @@ def _finish_maps(maps, classes: int, opts: PredictOptions) -> dict:
             "confidence": max_probability(probability), "maps": extra}
 
 
-def _host_maps(out: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _host_maps(out: dict, compact: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                   dict[str, np.ndarray]]:
     """The finished maps as NumPy arrays (mask uint8, the rest float32).
 
-    On the CPU they already are (zero-copy). From a GPU the float maps cross as one float16 tensor (half the bytes;
-    float16 keeps probabilities to 2.4e-4, finer than the bf16 forward that made them) and the uint8 mask as is;
-    the mask was thresholded on the device at full precision.
+    On the CPU they already are (zero-copy). From a GPU (``compact``, default: the maps are not on the CPU) the float
+    maps cross as one float16 tensor (half the bytes; float16 keeps probabilities to 2.4e-4, finer than the bf16
+    forward that made them) and the uint8 mask as is; the mask was thresholded on the device at full precision.
     """
     import torch
 
     prob = out["probability"]
     planes = [*(prob if prob.ndim == 3 else [prob]), out["confidence"], *out["maps"].values()]
-    if prob.device.type == "cpu":
+    if not (prob.device.type != "cpu" if compact is None else compact):
         host = [p.contiguous().numpy() for p in planes]
         mask = out["mask"].numpy()
     else:
-        stacked = torch.stack(planes).to(torch.float16).cpu().float()
+        # Cast plane by plane, then stack: the device holds one float16 copy, not a float32 one as well.
+        stacked = torch.stack([p.to(torch.float16) for p in planes]).cpu().float()
         host = list(stacked.numpy())
         mask = out["mask"].cpu().numpy()
     n = prob.shape[0] if prob.ndim == 3 else 1

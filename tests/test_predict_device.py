@@ -122,3 +122,22 @@ def test_map_functions_take_tensors_and_arrays_alike():
         np.testing.assert_allclose(entropy(t).numpy(), entropy(q))
         np.testing.assert_allclose(max_probability(t).numpy(), max_probability(q))
     assert entropy(np.full((2, 2), 0.5, np.float32))[0, 0] == pytest.approx(np.log(2), rel=1e-5)
+
+
+@pytest.mark.parametrize("classes,tta", [(1, True), (3, False)])
+def test_maps_cross_back_from_a_gpu_as_float16_and_uint8(classes, tta):
+    """The copy back from a GPU (``_host_maps(compact=True)``, run here on CPU tensors): float maps through float16
+    (within its 2^-11 relative precision), the mask as the uint8 thresholded on the device, shapes and names as on
+    the CPU path."""
+    from temzoo.predict import _finish_maps, _host_maps
+
+    rng = np.random.default_rng(classes)
+    maps = torch.from_numpy(rng.random((classes + (2 if tta else 0), 33, 47)).astype(np.float32))
+    opts = PredictOptions(tta=tta)
+    plain = _host_maps(_finish_maps(maps, classes, opts), compact=False)
+    small = _host_maps(_finish_maps(maps, classes, opts), compact=True)
+    assert small[0].dtype == np.uint8 and np.array_equal(small[0], plain[0])
+    assert small[3].keys() == plain[3].keys() and ("tta_spread" in small[3]) == tta
+    for a, b in zip([small[1], small[2], *small[3].values()], [plain[1], plain[2], *plain[3].values()]):
+        assert a.dtype == np.float32 and a.shape == b.shape and a.flags.c_contiguous
+        np.testing.assert_allclose(a, b, rtol=2**-11, atol=1e-6)
