@@ -12,7 +12,7 @@ import torch
 from temzoo.train import data as D
 from temzoo.train.augment import augment_batch
 from temzoo.train.config import TrainConfig
-from temzoo.train.loop import batch_from_memory, train
+from temzoo.train.loop import batch_from_memory, tile_and_batch_from_memory, train
 from tests.trainsets import write_disc_set
 
 
@@ -85,6 +85,22 @@ def test_batch_from_memory():
     assert batch_from_memory(1024 * mib, 200 * mib, 300 * mib, floor=8) == 10  # (614 - 100) // 50
     assert batch_from_memory(100 * mib, 200 * mib, 300 * mib, floor=8) == 8  # never below the config's batch
     assert batch_from_memory(10 * 1024 * mib, 200 * mib, 300 * mib, floor=96) == 96
+
+
+def test_tile_and_batch_from_free_memory():
+    """The CUDA sizing with made-up memory numbers (peaks 200 / 300 MiB at batch 2 / 4 of 256 px tiles: 100 MiB
+    fixed + 50 MiB per tile, scaling with the tile's area), floors 128 px and 8 tiles, stride 32."""
+    mib = 2**20
+
+    def size(free_mib):
+        return tile_and_batch_from_memory(free_mib * mib, 200 * mib, 300 * mib, tile=256, min_tile=128, floor=8,
+                                          stride=32)
+
+    assert size(10 * 1024) == (256, 64)  # plenty: the largest tile, the batch capped
+    assert size(1024) == (256, 10)  # (614 - 100) // 50 tiles of 256 px hold more than the floor of 8
+    # 500 MiB: (300 - 100) MiB hold 4 tiles of 256 px, 7 of 192 px (28 MiB each), 10 of 160 px (19.5 MiB each)
+    assert size(500) == (160, 10)
+    assert size(200) == (128, 8)  # not even 8 tiles of 128 px: the floors, and the OOM handler halves the batch
 
 
 @pytest.fixture(scope="module")
