@@ -106,7 +106,18 @@ def _to_device(img: np.ndarray, device):
     a = np.ascontiguousarray(img)
     if a.dtype not in (np.uint8, np.int16, np.uint16, np.int32, np.float32) or not a.dtype.isnative:
         a = a.astype(np.float32)
+    if a.dtype == np.uint16 and torch.device(device).type != "cpu":
+        return _uint16_to(a, device)
     return torch.from_numpy(a).to(device)
+
+
+def _uint16_to(a: np.ndarray, device):
+    """A uint16 frame on ``device`` as int32, having crossed as 2 bytes a pixel: torch's uint16 is a dtype with few
+    kernels outside the CPU (casts on a GPU are not promised), so its bits travel as int16 and are widened there
+    with int16/int32 ops that every backend has."""
+    import torch
+
+    return torch.from_numpy(a.view(np.int16)).to(device).to(torch.int32) & 0xFFFF
 
 
 # -------------------------------------------------------------------------------------------- runtime model per device

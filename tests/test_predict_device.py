@@ -80,6 +80,17 @@ def test_prepare_input_on_a_device_keeps_the_frame_dtype_and_matches(ck, shared_
     np.testing.assert_allclose(dev.image.numpy(), host.image, atol=1e-5)
 
 
+
+def test_a_16_bit_frame_crosses_to_a_gpu_as_2_bytes_and_keeps_its_values():
+    """The GPU branch of prepare_input's copy (temzoo.predict._uint16_to), run on CPU tensors: the full 0..65535
+    range survives (values above 32767 are negative as int16 on the way)."""
+    from temzoo.predict import _uint16_to
+
+    a = np.array([[0, 1, 32767], [32768, 60000, 65535]], np.uint16)
+    t = _uint16_to(a, torch.device("cpu"))
+    assert t.dtype == torch.int32
+    np.testing.assert_array_equal(t.numpy(), a.astype(np.int64))
+
 def test_pad_and_merge_on_tensors_match_numpy():
     from temzoo.tiling import BlendMerger, TileGrid, pad_to_stride
 
