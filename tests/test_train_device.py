@@ -103,6 +103,23 @@ def test_tile_and_batch_from_free_memory():
     assert size(200) == (128, 8)  # not even 8 tiles of 128 px: the floors, and the OOM handler halves the batch
 
 
+
+def test_gpu_sizing_counts_the_training_images_the_device_sampler_holds():
+    """What gpu_autosize subtracts from free memory is what DeviceTileSampler puts on the device (images wider than
+    a tile: no padding), with and without masks; feed=auto cuts tiles on the device only on CUDA."""
+    from temzoo.train.loop import feeds_on_device
+
+    samples = [_ramp_sample(40, 56), _ramp_sample(64, 48)]
+    sampler = D.DeviceTileSampler(samples, tile=16, seed=0, device="cpu")
+    held = sum(t.numel() * t.element_size() for t in [*sampler.images, *sampler.masks])
+    assert D.DeviceTileSampler.device_bytes(samples) == held == (40 * 56 + 64 * 48) * 8
+    unlabelled = [D.Sample("u", s.image, None) for s in samples]
+    assert D.DeviceTileSampler.device_bytes(unlabelled) == (40 * 56 + 64 * 48) * 4
+    cfg = TrainConfig(images="x", masks="y")
+    assert feeds_on_device(cfg, torch.device("cuda")) and not feeds_on_device(cfg, torch.device("cpu"))
+    cfg.feed = "host"
+    assert not feeds_on_device(cfg, torch.device("cuda"))
+
 @pytest.fixture(scope="module")
 def disc_set(tmp_path_factory):
     return write_disc_set(tmp_path_factory.mktemp("discs"), n=4, size=64)

@@ -507,12 +507,16 @@ def make_batches(setup: Setup, config: TrainConfig, device: torch.device) -> Til
     """The batch source for ``config.feed``: ``auto`` cuts tiles on the device on CUDA and on the CPU otherwise (the
     NumPy sampler is the cheaper one there: docs/BENCHMARKS.md, GPU), ``device``/``host`` force either."""
     jitter = config.scale_jitter if config.augment else 0.0
-    on_device = config.feed == "device" or (config.feed == "auto" and device.type == "cuda")
-    if on_device:
+    if feeds_on_device(config, device):
         sampler = D.DeviceTileSampler(setup.train, setup.tile, jitter, config.seed, device, dihedral=config.augment)
     else:
         sampler = D.TileSampler(setup.train, setup.tile, jitter, config.seed)
     return TileBatches(sampler, config.seed, device)
+
+
+def feeds_on_device(config: TrainConfig, device: torch.device) -> bool:
+    """Whether training tiles are cut on ``device`` (the training images then live there): ``config.feed``."""
+    return config.feed == "device" or (config.feed == "auto" and device.type == "cuda")
 
 
 def gpu_autosize(setup: Setup, config: TrainConfig, device: torch.device, loss_fn, say) -> int:
@@ -530,10 +534,13 @@ def gpu_autosize(setup: Setup, config: TrainConfig, device: torch.device, loss_f
     stride = setup.spec.stride
     tile = D.effective_tile(setup.train, max(config.tile_size, GPU_TILE), stride)
     peak2, peak4 = _probe_peaks(setup, config, device, loss_fn, tile)
-    free = gpu_free_bytes(device)
+    # The training images move to the GPU after this (DeviceTileSampler): what they will hold is not free for tiles.
+    held = D.DeviceTileSampler.device_bytes(setup.train) if feeds_on_device(config, device) else 0
+    free = gpu_free_bytes(device) - held
     setup.tile, batch = tile_and_batch_from_memory(free, peak2, peak4, tile, min(setup.tile, tile), config.batch_size,
                                                    stride)
-    say(f"GPU sizing: tile {setup.tile}, batch {batch} ({free / 2**30:.1f} GiB free, "
+    say(f"GPU sizing: tile {setup.tile}, batch {batch} ({free / 2**30:.1f} GiB free besides "
+        f"{held / 2**20:.0f} MiB of training images, "
         f"{(peak4 - peak2) / 2 / 2**20:.0f} MiB per {tile} px tile measured)")
     return batch
 
