@@ -12,7 +12,8 @@ Protocol (all on one device, bf16 autocast + channels-last on CUDA as temzoo use
   augmentation; the loop's upper bound. **loop**: ``temzoo.train.loop.train_epoch`` (the real per-step code: batch
   source, augmentation, schedule, loss read-back) on the steel training images. Both in tiles/s at two tile/batch
   settings, with the network a run from scratch gets on that device (``large`` on CUDA, ``small`` on a CPU);
-  TFLOP/s = FLOPs of one step (``torch.utils.flop_counter.FlopCounterMode``) / step time.
+  TFLOP/s = FLOPs of one step (``torch.utils.flop_counter.FlopCounterMode``) / step time. The bare step is timed
+  again with ``torch.backends.cudnn.benchmark`` on (temzoo leaves it off), to see whether it should be.
 - **plateau**: ``temzoo.train.train`` from scratch on the 16-image steel set (default split: 12 train / 4 validation
   images, seed 0), tile and batch from free GPU memory (the CUDA default), for a fixed wall-clock budget
   (``--plateau-seconds``, 30) with early stopping off; plateau = the first epoch whose validation F1 is within 0.01
@@ -113,7 +114,15 @@ def bare_step(run, tile: int, batch: int, steps: int) -> dict:
         step()
     flops = fc.get_total_flops()
     t = _timed(lambda: [step() for _ in range(steps)], dev, 1) / steps
-    return {"tiles_s": batch / t, "step_s": t, "tflops": flops / t / 1e12, "gflop_per_step": flops / 1e9}
+    # The same with cuDNN's autotuner on (off in temzoo, as in torch by default): whether it is worth turning on.
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        t_tuned = _timed(lambda: [step() for _ in range(steps)], dev, 1) / steps
+    finally:
+        torch.backends.cudnn.benchmark = before
+    return {"tiles_s": batch / t, "step_s": t, "tflops": flops / t / 1e12, "gflop_per_step": flops / 1e9,
+            "cudnn_benchmark_tiles_s": batch / t_tuned}
 
 
 def loop_rate(run, batch: int, steps: int) -> float:
@@ -242,11 +251,11 @@ def _device(name: str):
 def report(res: dict) -> str:
     out = [f"# {res['device']} | torch {res['torch']} | {res['mode']} run, {res['seconds']:.0f} s"]
     out += ["", "| net | tile x batch | bare step tiles/s | loop tiles/s | loop / bare | goal | bare TFLOP/s | "
-                "GFLOP/step |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+                "GFLOP/step | bare tiles/s, cudnn.benchmark |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["training"]:
         out.append(f"| {r['net']} | {r['tile']}^2 x {r['batch']} | {r['bare_tiles_s']:.0f} | {r['loop_tiles_s']:.0f} | "
                    f"{r['loop_fraction']:.0%} | >= {TARGETS['loop_fraction']:.0%} | {r['bare_tflops']:.2f} | "
-                   f"{r['bare_gflop_per_step']:.1f} |")
+                   f"{r['bare_gflop_per_step']:.1f} | {r['bare_cudnn_benchmark_tiles_s']:.0f} |")
     p = res.get("plateau")
     if p:
         out += ["", f"plateau ({res['images']} steel images, scratch, budget {p['budget']}, batch {p['batch']}): best "

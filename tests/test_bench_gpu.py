@@ -28,7 +28,7 @@ def test_cpu_smoke_run_prints_the_table_and_writes_json(shared_data, tmp_path):
     assert res["temzoo"] == str(SCRIPT.parents[1] / "temzoo")
     assert [(t["net"], t["tile"], t["batch"]) for t in res["training"]] == [("small", 32, 2), ("small", 64, 2)]
     assert all(t["loop_tiles_s"] > 0 and t["bare_tiles_s"] > 0 and t["bare_gflop_per_step"] > 0
-               for t in res["training"])
+               and t["bare_cudnn_benchmark_tiles_s"] > 0 for t in res["training"])
     plateau = res["plateau"]
     assert 0 <= plateau["best_f1"] <= 1 and plateau["plateau_epoch"] >= 1 and plateau["budget"] == "2 epochs"
     assert 0 < plateau["epoch_ends_s"] < plateau["train_call_s"] and plateau["sizing"] is None  # no GPU sizing on CPU
