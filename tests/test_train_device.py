@@ -78,6 +78,19 @@ def test_noise_on_a_device_batch_keeps_shapes_and_unpicked_tiles():
     assert torch.equal(xb, x)
 
 
+def test_gpu_noise_path_noises_the_picked_tiles_only():
+    """The GPU branch (fixed shapes: every tile noised, the picked ones kept), run on CPU tensors: about half the tiles
+    change at probability 0.5, the others stay bit-identical, and each noisy tile keeps its mean and sd."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 1, 16, 16)
+    xa, _ = augment_batch(x, None, g, noise_probability=0.5, jitter=0.0, dihedral=False, fixed_shapes=True)
+    changed = [not torch.equal(a, b) for a, b in zip(xa, x)]
+    assert 16 < sum(changed) < 48
+    for a, b, c in zip(xa, x, changed):
+        if c:
+            assert abs(float(a.mean() - b.mean())) < 1e-4 and abs(float(a.std() / b.std()) - 1) < 1e-3
+
+
 def test_batch_from_memory():
     mib = 2**20
     # 100 MiB fixed + 50 MiB per tile; 10 GiB free, 60 % usable -> (6144 - 100) / 50 = 120 -> capped at 64
