@@ -92,10 +92,9 @@ def _config(steel: Path, device: str, tile: int, batch: int, **kw):
                        tile_size=tile, batch_size=batch, gpu_autosize=False, seed=0, **kw)
 
 
-def bare_step(run, tile: int, batch: int, steps: int) -> dict:
-    """tiles/s and TFLOP/s of forward + loss + backward + AdamW on a fixed batch already on the device."""
+def _bare_step_fn(run, tile: int, batch: int):
+    """One training step (forward + loss + backward + AdamW) on a fixed random batch already on the device."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from temzoo.train.loop import _forward
 
@@ -110,19 +109,42 @@ def bare_step(run, tile: int, batch: int, steps: int) -> dict:
         opt.step()
 
     model.train()
+    return step
+
+
+def bare_step(run, tile: int, batch: int, steps: int) -> dict:
+    """tiles/s and TFLOP/s of forward + loss + backward + AdamW on a fixed batch already on the device."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step = _bare_step_fn(run, tile, batch)
     with FlopCounterMode(display=False) as fc:
         step()
     flops = fc.get_total_flops()
-    t = _timed(lambda: [step() for _ in range(steps)], dev, 1) / steps
+    t = _timed(lambda: [step() for _ in range(steps)], run.device, 1) / steps
     # The same with cuDNN's autotuner on (off in temzoo, as in torch by default): whether it is worth turning on.
     before = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True
     try:
-        t_tuned = _timed(lambda: [step() for _ in range(steps)], dev, 1) / steps
+        t_tuned = _timed(lambda: [step() for _ in range(steps)], run.device, 1) / steps
     finally:
         torch.backends.cudnn.benchmark = before
     return {"tiles_s": batch / t, "step_s": t, "tflops": flops / t / 1e12, "gflop_per_step": flops / 1e9,
             "cudnn_benchmark_tiles_s": batch / t_tuned}
+
+
+def compiled_step(run, tile: int, batch: int, steps: int) -> dict:
+    """The bare step after ``model.compile()`` (what ``TrainConfig.compile`` does): tiles/s, and the seconds the
+    first (compiling) steps took. Compiles the run's model in place: call it last."""
+    step = _bare_step_fn(run, tile, batch)
+    run.model.compile()
+    t0 = time.perf_counter()
+    step()
+    step()
+    _sync(run.device)
+    compile_s = time.perf_counter() - t0
+    t = _timed(lambda: [step() for _ in range(steps)], run.device, 1) / steps
+    return {"compiled_tiles_s": batch / t, "compile_s": compile_s}
 
 
 def loop_rate(run, batch: int, steps: int) -> float:
@@ -144,7 +166,7 @@ def loop_rate(run, batch: int, steps: int) -> float:
     return out.steps * batch / (time.perf_counter() - t)
 
 
-def training_rows(steel: Path, device: str, settings, steps: int) -> list[dict]:
+def training_rows(steel: Path, device: str, settings, steps: int, compile_too: bool = False) -> list[dict]:
     from temzoo.train.loop import _start_run
 
     rows = []
@@ -155,8 +177,10 @@ def training_rows(steel: Path, device: str, settings, steps: int) -> list[dict]:
             loop = loop_rate(run, batch, steps)
             bare = bare_step(run, tile, batch, steps)
             net = run.setup.spec.size or run.setup.spec.encoder_name
+            compiled = compiled_step(run, tile, batch, steps) if compile_too else {}
         rows.append({"net": net, "tile": tile, "batch": batch, "loop_tiles_s": loop,
-                     **{f"bare_{k}": v for k, v in bare.items()}, "loop_fraction": loop / bare["tiles_s"]})
+                     **{f"bare_{k}": v for k, v in bare.items()}, "loop_fraction": loop / bare["tiles_s"],
+                     **compiled})
     return rows
 
 
@@ -256,6 +280,9 @@ def report(res: dict) -> str:
         out.append(f"| {r['net']} | {r['tile']}^2 x {r['batch']} | {r['bare_tiles_s']:.0f} | {r['loop_tiles_s']:.0f} | "
                    f"{r['loop_fraction']:.0%} | >= {TARGETS['loop_fraction']:.0%} | {r['bare_tflops']:.2f} | "
                    f"{r['bare_gflop_per_step']:.1f} | {r['bare_cudnn_benchmark_tiles_s']:.0f} |")
+    for r in (r for r in res["training"] if "compiled_tiles_s" in r):
+        out.append(f"torch.compile, {r['tile']}^2 x {r['batch']}: bare step {r['compiled_tiles_s']:.0f} tiles/s "
+                   f"(plain {r['bare_tiles_s']:.0f}); first two steps {r['compile_s']:.1f} s")
     p = res.get("plateau")
     if p:
         out += ["", f"plateau ({res['images']} steel images, scratch, budget {p['budget']}, batch {p['batch']}): best "
@@ -279,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     ap.add_argument("--plateau-seconds", type=float, default=FULL["plateau_s"])
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the bare step after torch.compile (adds the compile time, about a minute a setting)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if (REPO / "temzoo").is_dir() and sys.path[:1] != [str(REPO)]:
@@ -309,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         if plan is SMOKE:
             steel = smoke_subset(steel, Path(tmp))
         res["images"] = len(list((steel / "images").iterdir()))
-        res["training"] = training_rows(steel, args.device, plan["settings"], plan["steps"])
+        res["training"] = training_rows(steel, args.device, plan["settings"], plan["steps"], args.compile)
         res["plateau"] = plateau(steel, args.device, args.plateau_seconds if plan is FULL else None, plan is SMOKE)
     res["predict"] = predict_rows(args.device, plan["sizes"], plan["reps"])
     res["seconds"] = time.perf_counter() - t0

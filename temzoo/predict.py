@@ -330,7 +330,9 @@ def _host_maps(out: dict, compact: bool | None = None) -> tuple[np.ndarray, np.n
 
     prob = out["probability"]
     planes = [*(prob if prob.ndim == 3 else [prob]), out["confidence"], *out["maps"].values()]
-    if not (prob.device.type != "cpu" if compact is None else compact):
+    if compact is None:
+        compact = prob.device.type != "cpu"
+    if not compact:
         host = [p.contiguous().numpy() for p in planes]
         mask = out["mask"].numpy()
     else:

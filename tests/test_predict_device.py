@@ -80,7 +80,6 @@ def test_prepare_input_on_a_device_keeps_the_frame_dtype_and_matches(ck, shared_
     np.testing.assert_allclose(dev.image.numpy(), host.image, atol=1e-5)
 
 
-
 def test_a_16_bit_frame_crosses_to_a_gpu_as_2_bytes_and_keeps_its_values():
     """The GPU branch of prepare_input's copy (temzoo.predict._uint16_to), run on CPU tensors: the full 0..65535
     range survives (values above 32767 are negative as int16 on the way)."""
@@ -90,6 +89,7 @@ def test_a_16_bit_frame_crosses_to_a_gpu_as_2_bytes_and_keeps_its_values():
     t = _uint16_to(a, torch.device("cpu"))
     assert t.dtype == torch.int32
     np.testing.assert_array_equal(t.numpy(), a.astype(np.int64))
+
 
 def test_pad_and_merge_on_tensors_match_numpy():
     from temzoo.tiling import BlendMerger, TileGrid, pad_to_stride
@@ -108,7 +108,6 @@ def test_pad_and_merge_on_tensors_match_numpy():
     np.testing.assert_allclose(merger.result().numpy(), vals, rtol=1e-5)
 
 
-
 def test_blend_weights_built_on_the_device_are_the_host_ones_bit_for_bit():
     """A GPU merger builds its 9 weight tiles on the device from the 1D ramps (temzoo.tiling.device_weight); run
     here on CPU tensors, it gives exactly TileGrid.weight, for every tile of a 3 x 3 and a 1 x 2 grid."""
@@ -121,6 +120,7 @@ def test_blend_weights_built_on_the_device_are_the_host_ones_bit_for_bit():
             w = device_weight(grid, y, x, torch.device("cpu"))
             assert w.dtype == torch.float32
             np.testing.assert_array_equal(w.numpy(), grid.weight(y, x))
+
 
 def test_map_functions_take_tensors_and_arrays_alike():
     from temzoo.confidence import entropy, hard_mask, max_probability

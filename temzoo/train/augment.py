@@ -82,7 +82,9 @@ def augment_batch(
         x = intensity_jitter(x, g, contrast=jitter, brightness=jitter)
     if noise_probability > 0:
         pick = torch.rand(x.shape[0], generator=g, device=g.device) < noise_probability
-        if x.device.type != "cpu" if fixed_shapes is None else fixed_shapes:
+        if fixed_shapes is None:
+            fixed_shapes = x.device.type != "cpu"
+        if fixed_shapes:
             # On a GPU: noise every tile and keep it where picked; no data-dependent shape, so no wait on the device.
             noisy = poisson_noise(x, random_doses(x.shape[0], dose_range, g), g)
             return torch.where(pick.view(-1, *([1] * (x.ndim - 1))), noisy, x), y
