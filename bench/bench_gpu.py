@@ -4,8 +4,9 @@
     python -m bench.bench_gpu --device cpu --data <dir>                      # a smoke version in seconds (tests)
 
 ``--data``: the shared data folder (holding labeled/steel-dislocation-loops) or the steel folder itself; default
-``../shared/data`` beside the checkout. Runs the temzoo of the checkout it sits in (put first on ``sys.path``; the
-JSON's ``temzoo`` says which), so a bare checkout on the GPU machine needs no install, only the packages.
+``../shared/data`` beside the checkout. Started with ``python -m`` from the checkout's root, it runs that checkout's
+temzoo (Python puts the working directory first on the path; the JSON's ``temzoo`` says which ran), so a bare
+checkout on the GPU machine needs no install, only the packages.
 
 Protocol (all on one device, bf16 autocast + channels-last on CUDA as temzoo uses):
 - **bare step**: forward + BCE/Dice loss + backward + AdamW on one fixed random batch already on the device, no
@@ -310,8 +311,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="also time the bare step after torch.compile (adds the compile time, about a minute a setting)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if (REPO / "temzoo").is_dir() and sys.path[:1] != [str(REPO)]:
-        sys.path.insert(0, str(REPO))  # the checkout this script sits in, before any installed temzoo
     import torch
 
     import temzoo
