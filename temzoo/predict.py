@@ -107,7 +107,18 @@ def _to_device(img: np.ndarray, device):
     a = np.ascontiguousarray(img)
     if a.dtype not in (np.uint8, np.int16, np.uint16, np.int32, np.float32) or not a.dtype.isnative:
         a = a.astype(np.float32)
+    if a.dtype == np.uint16 and torch.device(device).type != "cpu":
+        return _uint16_to(a, device)
     return torch.from_numpy(a).to(device)
+
+
+def _uint16_to(a: np.ndarray, device):
+    """A uint16 frame on ``device`` as int32, having crossed as 2 bytes a pixel: torch's uint16 is a dtype with few
+    kernels outside the CPU (casts on a GPU are not promised), so its bits travel as int16 and are widened there
+    with int16/int32 ops that every backend has."""
+    import torch
+
+    return torch.from_numpy(a.view(np.int16)).to(device).to(torch.int32) & 0xFFFF
 
 
 # -------------------------------------------------------------------------------------------- runtime model per device
@@ -339,22 +350,26 @@ def _finish_maps(maps, classes: int, opts: PredictOptions) -> dict:
             "confidence": max_probability(probability), "maps": extra}
 
 
-def _host_maps(out: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _host_maps(out: dict, compact: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                   dict[str, np.ndarray]]:
     """The finished maps as NumPy arrays (mask uint8, the rest float32).
 
-    On the CPU they already are (zero-copy). From a GPU the float maps cross as one float16 tensor (half the bytes;
-    float16 keeps probabilities to 2.4e-4, finer than the bf16 forward that made them) and the uint8 mask as is;
-    the mask was thresholded on the device at full precision.
+    On the CPU they already are (zero-copy). From a GPU (``compact``, default: the maps are not on the CPU) the float
+    maps cross as one float16 tensor (half the bytes; float16 keeps probabilities to 2.4e-4, finer than the bf16
+    forward that made them) and the uint8 mask as is; the mask was thresholded on the device at full precision.
     """
     import torch
 
     prob = out["probability"]
     planes = [*(prob if prob.ndim == 3 else [prob]), out["confidence"], *out["maps"].values()]
-    if prob.device.type == "cpu":
+    if compact is None:
+        compact = prob.device.type != "cpu"
+    if not compact:
         host = [p.contiguous().numpy() for p in planes]
         mask = out["mask"].numpy()
     else:
-        stacked = torch.stack(planes).to(torch.float16).cpu().float()
+        # Cast plane by plane, then stack: the device holds one float16 copy, not a float32 one as well.
+        stacked = torch.stack([p.to(torch.float16) for p in planes]).cpu().float()
         host = list(stacked.numpy())
         mask = out["mask"].cpu().numpy()
     n = prob.shape[0] if prob.ndim == 3 else 1

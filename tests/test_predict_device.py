@@ -80,6 +80,17 @@ def test_prepare_input_on_a_device_keeps_the_frame_dtype_and_matches(ck, shared_
     np.testing.assert_allclose(dev.image.numpy(), host.image, atol=1e-5)
 
 
+def test_a_16_bit_frame_crosses_to_a_gpu_as_2_bytes_and_keeps_its_values():
+    """The GPU branch of prepare_input's copy (temzoo.predict._uint16_to), run on CPU tensors: the full 0..65535
+    range survives (values above 32767 are negative as int16 on the way)."""
+    from temzoo.predict import _uint16_to
+
+    a = np.array([[0, 1, 32767], [32768, 60000, 65535]], np.uint16)
+    t = _uint16_to(a, torch.device("cpu"))
+    assert t.dtype == torch.int32
+    np.testing.assert_array_equal(t.numpy(), a.astype(np.int64))
+
+
 def test_pad_and_merge_on_tensors_match_numpy():
     from temzoo.tiling import BlendMerger, TileGrid, pad_to_stride
 
@@ -97,6 +108,20 @@ def test_pad_and_merge_on_tensors_match_numpy():
     np.testing.assert_allclose(merger.result().numpy(), vals, rtol=1e-5)
 
 
+def test_blend_weights_built_on_the_device_are_the_host_ones_bit_for_bit():
+    """A GPU merger builds its 9 weight tiles on the device from the 1D ramps (temzoo.tiling.device_weight); run
+    here on CPU tensors, it gives exactly TileGrid.weight, for every tile of a 3 x 3 and a 1 x 2 grid."""
+    from temzoo.tiling import TileGrid, device_weight
+
+    for shape, tile in [((4096, 4096), 2048), ((64, 200), 128)]:
+        grid = TileGrid.for_image(shape, tile, 48, 8)
+        assert len(grid) in (9, 2)
+        for y, x in grid.boxes:
+            w = device_weight(grid, y, x, torch.device("cpu"))
+            assert w.dtype == torch.float32
+            np.testing.assert_array_equal(w.numpy(), grid.weight(y, x))
+
+
 def test_map_functions_take_tensors_and_arrays_alike():
     from temzoo.confidence import entropy, hard_mask, max_probability
 
@@ -108,3 +133,22 @@ def test_map_functions_take_tensors_and_arrays_alike():
         np.testing.assert_allclose(entropy(t).numpy(), entropy(q))
         np.testing.assert_allclose(max_probability(t).numpy(), max_probability(q))
     assert entropy(np.full((2, 2), 0.5, np.float32))[0, 0] == pytest.approx(np.log(2), rel=1e-5)
+
+
+@pytest.mark.parametrize("classes,tta", [(1, True), (3, False)])
+def test_maps_cross_back_from_a_gpu_as_float16_and_uint8(classes, tta):
+    """The copy back from a GPU (``_host_maps(compact=True)``, run here on CPU tensors): float maps through float16
+    (within its 2^-11 relative precision), the mask as the uint8 thresholded on the device, shapes and names as on
+    the CPU path."""
+    from temzoo.predict import _finish_maps, _host_maps
+
+    rng = np.random.default_rng(classes)
+    maps = torch.from_numpy(rng.random((classes + (2 if tta else 0), 33, 47)).astype(np.float32))
+    opts = PredictOptions(tta=tta)
+    plain = _host_maps(_finish_maps(maps, classes, opts), compact=False)
+    small = _host_maps(_finish_maps(maps, classes, opts), compact=True)
+    assert small[0].dtype == np.uint8 and np.array_equal(small[0], plain[0])
+    assert small[3].keys() == plain[3].keys() and ("tta_spread" in small[3]) == tta
+    for a, b in zip([small[1], small[2], *small[3].values()], [plain[1], plain[2], *plain[3].values()]):
+        assert a.dtype == np.float32 and a.shape == b.shape and a.flags.c_contiguous
+        np.testing.assert_allclose(a, b, rtol=2**-11, atol=1e-6)

@@ -12,7 +12,7 @@ import torch
 from temzoo.train import data as D
 from temzoo.train.augment import augment_batch
 from temzoo.train.config import TrainConfig
-from temzoo.train.loop import batch_from_memory, train
+from temzoo.train.loop import batch_from_memory, tile_and_batch_from_memory, train
 from tests.trainsets import write_disc_set
 
 
@@ -78,6 +78,19 @@ def test_noise_on_a_device_batch_keeps_shapes_and_unpicked_tiles():
     assert torch.equal(xb, x)
 
 
+def test_gpu_noise_path_noises_the_picked_tiles_only():
+    """The GPU branch (fixed shapes: every tile noised, the picked ones kept), run on CPU tensors: about half the tiles
+    change at probability 0.5, the others stay bit-identical, and each noisy tile keeps its mean and sd."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 1, 16, 16)
+    xa, _ = augment_batch(x, None, g, noise_probability=0.5, jitter=0.0, dihedral=False, fixed_shapes=True)
+    changed = [not torch.equal(a, b) for a, b in zip(xa, x)]
+    assert 16 < sum(changed) < 48
+    for a, b, c in zip(xa, x, changed):
+        if c:
+            assert abs(float(a.mean() - b.mean())) < 1e-4 and abs(float(a.std() / b.std()) - 1) < 1e-3
+
+
 def test_batch_from_memory():
     mib = 2**20
     # 100 MiB fixed + 50 MiB per tile; 10 GiB free, 60 % usable -> (6144 - 100) / 50 = 120 -> capped at 64
@@ -86,6 +99,39 @@ def test_batch_from_memory():
     assert batch_from_memory(100 * mib, 200 * mib, 300 * mib, floor=8) == 8  # never below the config's batch
     assert batch_from_memory(10 * 1024 * mib, 200 * mib, 300 * mib, floor=96) == 96
 
+
+def test_tile_and_batch_from_free_memory():
+    """The CUDA sizing with made-up memory numbers (peaks 200 / 300 MiB at batch 2 / 4 of 256 px tiles: 100 MiB
+    fixed + 50 MiB per tile, scaling with the tile's area), floors 128 px and 8 tiles, stride 32."""
+    mib = 2**20
+
+    def size(free_mib):
+        return tile_and_batch_from_memory(free_mib * mib, 200 * mib, 300 * mib, tile=256, min_tile=128, floor=8,
+                                          stride=32)
+
+    assert size(10 * 1024) == (256, 64)  # plenty: the largest tile, the batch capped
+    assert size(1024) == (256, 10)  # (614 - 100) // 50 tiles of 256 px hold more than the floor of 8
+    # 500 MiB: (300 - 100) MiB hold 4 tiles of 256 px, 7 of 192 px (28 MiB each), 10 of 160 px (19.5 MiB each)
+    assert size(500) == (160, 10)
+    assert size(200) == (128, 8)  # not even 8 tiles of 128 px: the floors, and the OOM handler halves the batch
+
+
+
+def test_gpu_sizing_counts_the_training_images_the_device_sampler_holds():
+    """What gpu_autosize subtracts from free memory is what DeviceTileSampler puts on the device (images wider than
+    a tile: no padding), with and without masks; feed=auto cuts tiles on the device only on CUDA."""
+    from temzoo.train.loop import feeds_on_device
+
+    samples = [_ramp_sample(40, 56), _ramp_sample(64, 48)]
+    sampler = D.DeviceTileSampler(samples, tile=16, seed=0, device="cpu")
+    held = sum(t.numel() * t.element_size() for t in [*sampler.images, *sampler.masks])
+    assert D.DeviceTileSampler.device_bytes(samples) == held == (40 * 56 + 64 * 48) * 8
+    unlabelled = [D.Sample("u", s.image, None) for s in samples]
+    assert D.DeviceTileSampler.device_bytes(unlabelled) == (40 * 56 + 64 * 48) * 4
+    cfg = TrainConfig(images="x", masks="y")
+    assert feeds_on_device(cfg, torch.device("cuda")) and not feeds_on_device(cfg, torch.device("cpu"))
+    cfg.feed = "host"
+    assert not feeds_on_device(cfg, torch.device("cuda"))
 
 @pytest.fixture(scope="module")
 def disc_set(tmp_path_factory):

@@ -70,16 +70,21 @@ def augment_batch(
     dose_range: tuple[float, float] = (2.0, 200.0),
     jitter: float = 0.2,
     dihedral: bool = True,
+    fixed_shapes: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The segmentation augmentation: dihedral (image and mask; ``dihedral=False`` when the tiles were cut already
-    transformed), intensity jitter, Poisson noise on some tiles."""
+    transformed), intensity jitter, Poisson noise on some tiles. ``fixed_shapes`` (default: on any device but the
+    CPU) noises every tile and keeps the picked ones, instead of noising only those (cheaper, but its shapes depend
+    on the draw, which makes the host wait for the device)."""
     if dihedral:
         x, y = random_dihedral(x, y, g)
     if jitter:
         x = intensity_jitter(x, g, contrast=jitter, brightness=jitter)
     if noise_probability > 0:
         pick = torch.rand(x.shape[0], generator=g, device=g.device) < noise_probability
-        if x.device.type != "cpu":
+        if fixed_shapes is None:
+            fixed_shapes = x.device.type != "cpu"
+        if fixed_shapes:
             # On a GPU: noise every tile and keep it where picked; no data-dependent shape, so no wait on the device.
             noisy = poisson_noise(x, random_doses(x.shape[0], dose_range, g), g)
             return torch.where(pick.view(-1, *([1] * (x.ndim - 1))), noisy, x), y

@@ -340,6 +340,12 @@ class DeviceTileSampler(TileSampler):
     def area_tiles(self) -> float:
         return float(sum(h * w for h, w in self._sizes)) / self.tile**2
 
+    @staticmethod
+    def device_bytes(samples: list[Sample]) -> int:
+        """Device memory the sampler will hold for ``samples``: float32 images and float32 masks (grid_sample
+        takes floating point only), before the small padding of images narrower than a tile."""
+        return sum(s.image.size * (8 if s.mask is not None else 4) for s in samples)
+
     def _thetas(self, idx: np.ndarray) -> np.ndarray:
         """Affine maps ``(n, 2, 3)`` from output-tile coordinates to each source image's, in grid_sample's [-1, 1]
         units (align_corners False): crop of ``c = tile / zoom`` px at a random corner, times a dihedral transform."""

@@ -506,42 +506,67 @@ def make_batches(setup: Setup, config: TrainConfig, device: torch.device) -> Til
     """The batch source for ``config.feed``: ``auto`` cuts tiles on the device on CUDA and on the CPU otherwise (the
     NumPy sampler is the cheaper one there: docs/BENCHMARKS.md, GPU), ``device``/``host`` force either."""
     jitter = config.scale_jitter if config.augment else 0.0
-    on_device = config.feed == "device" or (config.feed == "auto" and device.type == "cuda")
-    if on_device:
+    if feeds_on_device(config, device):
         sampler = D.DeviceTileSampler(setup.train, setup.tile, jitter, config.seed, device, dihedral=config.augment)
     else:
         sampler = D.TileSampler(setup.train, setup.tile, jitter, config.seed)
     return TileBatches(sampler, config.seed, device)
 
 
-def gpu_autosize(setup: Setup, config: TrainConfig, device: torch.device, loss_fn, say) -> int:
-    """On CUDA with ``config.gpu_autosize``: raise the tile to ``GPU_TILE`` (as the images allow) and the batch to
-    what free GPU memory holds (up to ``GPU_MAX_BATCH``); ``config``'s sizes are floors. Returns the batch size.
+def feeds_on_device(config: TrainConfig, device: torch.device) -> bool:
+    """Whether training tiles are cut on ``device`` (the training images then live there): ``config.feed``."""
+    return config.feed == "device" or (config.feed == "auto" and device.type == "cuda")
 
-    Memory per tile is measured, not guessed: two probe steps (forward + backward, on a copy of the model so that
-    BatchNorm statistics are untouched) at two batch sizes give the fixed and the per-tile peak.
+
+def gpu_autosize(setup: Setup, config: TrainConfig, device: torch.device, loss_fn, say) -> int:
+    """On CUDA with ``config.gpu_autosize``: the tile and batch from free GPU memory; ``config``'s sizes are floors.
+    Sets ``setup.tile`` and returns the batch size.
+
+    The tile is raised to ``GPU_TILE`` (as the images allow) and the batch to what free memory holds (up to
+    ``GPU_MAX_BATCH``); where memory cannot hold ``config.batch_size`` such tiles, the tile shrinks instead
+    (:func:`tile_and_batch_from_memory`). Memory per tile is measured, not guessed: two probe steps (forward +
+    backward, on a copy of the model so that BatchNorm statistics are untouched) at two batch sizes give the fixed and
+    the per-tile peak.
     """
     if device.type != "cuda" or not config.gpu_autosize:
         return config.batch_size
-    setup.tile = D.effective_tile(setup.train, max(config.tile_size, GPU_TILE), setup.spec.stride)
+    stride = setup.spec.stride
+    tile = D.effective_tile(setup.train, max(config.tile_size, GPU_TILE), stride)
+    peak2, peak4 = _probe_peaks(setup, config, device, loss_fn, tile)
+    # The training images move to the GPU after this (DeviceTileSampler): what they will hold is not free for tiles.
+    held = D.DeviceTileSampler.device_bytes(setup.train) if feeds_on_device(config, device) else 0
+    free = gpu_free_bytes(device) - held
+    setup.tile, batch = tile_and_batch_from_memory(free, peak2, peak4, tile, min(setup.tile, tile), config.batch_size,
+                                                   stride)
+    say(f"GPU sizing: tile {setup.tile}, batch {batch} ({free / 2**30:.1f} GiB free besides "
+        f"{held / 2**20:.0f} MiB of training images, "
+        f"{(peak4 - peak2) / 2 / 2**20:.0f} MiB per {tile} px tile measured)")
+    return batch
+
+
+def _probe_peaks(setup: Setup, config: TrainConfig, device: torch.device, loss_fn, tile: int) -> tuple[int, int]:
+    """Peak CUDA memory (bytes above what was allocated before) of one training step at batch 2 and at batch 4."""
     probe = copy.deepcopy(setup.model).train()
     peaks = []
     for b in (2, 4):
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        x = torch.randn(b, 1, setup.tile, setup.tile, device=device)
-        y = x if config.task == "denoising" else torch.zeros(b, 1, setup.tile, setup.tile, dtype=torch.long,
-                                                              device=device)
+        x = torch.randn(b, 1, tile, tile, device=device)
+        y = x if config.task == "denoising" else torch.zeros(b, 1, tile, tile, dtype=torch.long, device=device)
         loss_fn(_forward(probe, x, device, config.amp, setup.spec.in_channels, config.channels_last), y).backward()
         peaks.append(torch.cuda.max_memory_allocated(device) - base)
         probe.zero_grad(set_to_none=True)
+        del x, y
     del probe
+    return peaks[0], peaks[1]
+
+
+def gpu_free_bytes(device: torch.device) -> int:
+    """Memory a new allocation on ``device`` can get: what the driver reports free plus what torch's caching
+    allocator holds unused (the probe steps just left blocks there, which ``mem_get_info`` counts as taken)."""
     free, _total = torch.cuda.mem_get_info(device)
-    batch = batch_from_memory(free, peaks[0], peaks[1], config.batch_size)
-    say(f"GPU sizing: tile {setup.tile}, batch {batch} ({free / 2**30:.1f} GiB free, "
-        f"{(peaks[1] - peaks[0]) / 2 / 2**20:.0f} MiB per tile measured)")
-    return batch
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
 
 
 GPU_TILE = 256  # tiles per second on an H100 grew 3x from 128^2 x 8 to 256^2 x 64 (issue 17's table)
@@ -549,13 +574,31 @@ GPU_MAX_BATCH = 64  # more tiles per step means fewer steps in a seconds-long fi
 
 
 def batch_from_memory(free_bytes: int, peak2: int, peak4: int, floor: int, cap: int = GPU_MAX_BATCH,
-                      use: float = 0.6) -> int:
-    """The largest batch whose extrapolated peak (from the peaks at batch 2 and 4) fits ``use`` of free memory,
-    between ``floor`` and ``max(floor, cap)``."""
+                      use: float = 0.6, scale: float = 1.0) -> int:
+    """The largest batch whose extrapolated peak (from the peaks at batch 2 and 4; for a tile of ``scale`` times the
+    area of the one they were measured at) fits ``use`` of free memory, between ``floor`` and ``max(floor, cap)``."""
+    return max(floor, min(max(floor, cap), _fit(free_bytes, peak2, peak4, use, scale)))
+
+
+def _fit(free_bytes: int, peak2: int, peak4: int, use: float, scale: float = 1.0) -> int:
+    """How many tiles fit ``use`` of ``free_bytes``: a fixed peak plus a per-tile one (from the peaks at batch 2 and
+    4), the per-tile part scaled by ``scale`` (the ratio of tile areas)."""
     per_tile = max(1.0, (peak4 - peak2) / 2)
     fixed = max(0.0, peak2 - 2 * per_tile)
-    fit = int((free_bytes * use - fixed) // per_tile)
-    return max(floor, min(max(floor, cap), fit))
+    return int((free_bytes * use - fixed) // (per_tile * scale))
+
+
+def tile_and_batch_from_memory(free_bytes: int, peak2: int, peak4: int, tile: int, min_tile: int, floor: int,
+                               stride: int, cap: int = GPU_MAX_BATCH, use: float = 0.6) -> tuple[int, int]:
+    """``(tile, batch)``: the largest tile, from ``tile`` (where the peaks were measured) down to ``min_tile`` in
+    steps of ``stride``, at which ``floor`` tiles fit ``use`` of free memory, with the largest batch that fits there
+    (at most ``max(floor, cap)``). Per-tile memory is taken to scale with the tile's area (activations do). When
+    not even ``floor`` tiles of ``min_tile`` fit: ``(min_tile, floor)``, and the loop's out-of-memory handling
+    halves the batch."""
+    t = tile
+    while t > min_tile and _fit(free_bytes, peak2, peak4, use, (t / tile) ** 2) < floor:
+        t = max(min_tile, t - stride)
+    return t, batch_from_memory(free_bytes, peak2, peak4, floor, cap, use, (t / tile) ** 2)
 
 
 @dataclass
