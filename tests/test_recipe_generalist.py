@@ -4,19 +4,13 @@ target (continuing another would show the target to the base), and says so in on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RECIPE = REPO / "scripts" / "recipes" / "generalist.py"
+from tests.recipes import run_recipe
 
 
 def _recipe(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(RECIPE), *args], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    return run_recipe("generalist", *args, timeout=120)
 
 
 def test_a_stage_continues_only_the_same_hold_out(tmp_path):

@@ -4,21 +4,16 @@ is never restarted by accident; the chunk that uses up the total budget publishe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.recipes import run_recipe
 from tests.trainsets import write_disc_set
 
-REPO = Path(__file__).resolve().parent.parent
-RECIPE = REPO / "scripts" / "recipes" / "large_base.py"
 
 
 def _recipe(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(RECIPE), *args], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    return run_recipe("large_base", *args)
 
 
 def test_large_base_runs_in_chunks_and_resumes(tmp_path):
