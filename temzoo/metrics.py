@@ -65,8 +65,9 @@ class PixelCounts:
         import torch
 
         tp, fp, fn, tn = (torch.tensor([[v]], dtype=torch.long) for v in (self.tp, self.fp, self.fn, self.tn))
-        # zero_division=1: no foreground predicted and none labelled is a perfect score, not NaN.
-        kw = {"reduction": "micro", "zero_division": 1.0}
+        # zero_division=1: no foreground predicted and none labelled is a perfect score, not NaN. One image of one
+        # class, so "micro-imagewise" is "micro"; smp applies zero_division only to the imagewise reductions.
+        kw = {"reduction": "micro-imagewise", "zero_division": 1.0}
         f1 = float(smp.metrics.f1_score(tp, fp, fn, tn, **kw))
         return {
             "iou": float(smp.metrics.iou_score(tp, fp, fn, tn, **kw)),

@@ -45,6 +45,12 @@ def test_pixel_scores_match_hand_counts():
     assert (c + c).scores()["iou"] == pytest.approx(30 / 70)
     perfect = pixel_counts(truth.astype(np.float32), truth).scores()
     assert perfect["f1"] == 1.0
+    # Nothing labelled and nothing predicted (a validation band without foreground) is a perfect score, never NaN
+    # (smp's "micro" reduction skips zero_division); nothing predicted of something labelled scores 0, precision 1.
+    empty = pixel_counts(np.zeros_like(prob), np.zeros_like(truth)).scores()
+    assert all(v == 1.0 for v in empty.values()), empty
+    missed = pixel_counts(np.zeros_like(prob), truth).scores()
+    assert missed["f1"] == 0.0 and missed["recall"] == 0.0 and missed["precision"] == 1.0
     with pytest.raises(DataError, match="differs"):
         pixel_counts(prob, truth[:5])
 

@@ -142,6 +142,24 @@ def test_single_image_is_split_into_disjoint_regions():
     assert not set(tr[0].image.ravel().tolist()) & set(va[0].image.ravel().tolist())
 
 
+def test_region_bands_hold_their_images_share_of_foreground():
+    """Sparse objects: the band is an edge with about the image's share of foreground, not one that holds none."""
+    mask = np.zeros((64, 64), np.uint8)
+    mask[2:10, 2:10] = 1  # sparse objects: top left, the middle, the right edge; none in the bottom quarter
+    mask[30:38, 30:38] = 1
+    mask[30:38, 50:58] = 1
+    img = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    for seed in range(6):  # whatever side the seed tries first
+        tr, va, desc = D.split_by_region([D.Sample("s", img, mask)], 0.25, seed=seed)
+        assert va[0].mask.any() and not desc.endswith("(bottom)"), desc  # the bottom band holds none
+        assert (va[0].mask > 0).mean() == pytest.approx((mask > 0).mean(), abs=0.04)
+        assert tr[0].image.size + va[0].image.size == img.size
+        assert not set(tr[0].image.ravel().tolist()) & set(va[0].image.ravel().tolist())
+    # no mask (denoising): still a band, at a seeded side
+    tr, va, _ = D.split_by_region([D.Sample("s", img, None)], 0.25, seed=1)
+    assert va[0].mask is None and va[0].image.size == 16 * 64
+
+
 def test_tiles_never_leak_validation_pixels():
     samples = _samples(6, size=50)
     tr, va, _ = D.split_by_image(samples, 0.34, seed=1)

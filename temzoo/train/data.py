@@ -227,12 +227,14 @@ def split_by_region(samples: list[Sample], fraction: float = 0.2, seed: int = 0,
     With a handful of labelled images a whole validation image wastes a quarter to a half of the labels, and model
     selection then follows the noise of that one image (a different contrast never trains, or never validates); a
     band per image keeps the pixels disjoint (tiles are cut inside the training rectangle only) while validation
-    sees every kind of image. Images too small for a band of ``min_px`` train whole.
+    sees every kind of image. The band is the edge whose foreground fraction is closest to its image's (seeded order
+    breaks ties): a band of sparse objects that happens to hold none would score "nothing predicted" as perfect and
+    steer model selection. Images too small for a band of ``min_px`` train whole.
     """
     rng = np.random.default_rng(seed)
     train, val, parts = [], [], []
     for s in samples:
-        side = ("top", "bottom", "left", "right")[int(rng.integers(4))]
+        side = _representative_side(s, fraction, [SIDES[int(i)] for i in rng.permutation(4)])
         axis = 0 if side in ("top", "bottom") else 1
         n = s.image.shape[axis]
         band = int(round(n * fraction))
@@ -254,6 +256,26 @@ def split_by_region(samples: list[Sample], fraction: float = 0.2, seed: int = 0,
         parts.append(f"{s.name} ({side})")
     listed = ", ".join(parts[:12]) + (f", ... ({len(parts)} images)" if len(parts) > 12 else "")
     return train, val, f"every image trains; a {fraction:.0%} band of each validates (disjoint pixels): {listed}"
+
+
+SIDES = ("top", "bottom", "left", "right")
+
+
+def _representative_side(s: Sample, fraction: float, order: list[str]) -> str:
+    """The first side in ``order`` whose band's foreground fraction is closest to the whole image's (the first side
+    when there is no mask: denoising)."""
+    if s.mask is None:
+        return order[0]
+    fg = s.mask > 0
+    whole = float(fg.mean())
+
+    def gap(side: str) -> float:
+        axis = 0 if side in ("top", "bottom") else 1
+        band = max(1, int(round(fg.shape[axis] * fraction)))
+        sl = slice(0, band) if side in ("top", "left") else slice(fg.shape[axis] - band, fg.shape[axis])
+        return abs(float((fg[sl] if axis == 0 else fg[:, sl]).mean()) - whole)
+
+    return min(order, key=gap)  # min keeps the first of equal gaps: the seeded order decides ties
 
 
 # ------------------------------------------------------------------------------------------------- tiles
