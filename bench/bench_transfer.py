@@ -15,6 +15,9 @@ thread, and scored by pooled pixel F1 at 0.5 on the target's test images, which 
 conditions). Model selection uses only the labelled images (``--validation``: ``regions`` = a band of every image,
 ``image`` = whole images as before, ``none`` = fixed schedule); never the test images.
 
+A base written ``NAME@F`` (e.g. ``generalist@0.1``) is fine-tuned with its pretrained parameters at ``F`` times the
+learning rate (``TrainConfig.base_lr_factor``; new ones, e.g. a reinitialised head, at the full rate): its own row.
+
 Prints a markdown table (mean +- sd over seeds, and the difference to scratch on the same seeds), writes all runs to
 ``--json`` and the per-target summary that ``temzoo.zoo.registry.recommended_base`` reads to ``--evidence``.
 ``--quick`` (about 30 CPU-minutes): bases scratch + generalist, 0.3 CPU-minutes per run, two sim conditions, and the
@@ -108,8 +111,25 @@ def draw(pool: list, n: int, seed: int) -> list:
 
 
 # ------------------------------------------------------------------------------------------------ bases
+def split_base(label: str) -> tuple[str, float]:
+    """``NAME@F`` -> (NAME, F): fine-tune NAME with its pretrained parameters at F x the learning rate
+    (``TrainConfig.base_lr_factor``); a plain NAME -> (NAME, 1.0). The label names the row, so both can be compared."""
+    name, _, factor = label.partition("@")
+    if not factor:
+        return name, 1.0
+    try:
+        f = float(factor)
+    except ValueError:
+        f = -1.0
+    if not 0 < f <= 1 or name == "scratch":
+        raise SystemExit(f"error: base {label!r}: give NAME@F with 0 < F <= 1 (the pretrained parameters' share of the "
+                         "learning rate) for a pretrained base")
+    return name, f
+
+
 def base_folder(base: str, target: str, generalist_dir: Path) -> str | None:
     """The checkpoint to fine-tune for ``target`` (None: this base saw the target, the cell is skipped)."""
+    base = split_base(base)[0]
     if base == "scratch" or base.startswith("timm:"):
         return base  # scratch, or an ImageNet encoder (never saw a micrograph; checked by usable_bases)
     if base == "generalist":
@@ -134,11 +154,11 @@ def usable_bases(bases: list[str]) -> list[str]:
 
     out = []
     for b in bases:
-        if b.startswith("timm:"):
+        if split_base(b)[0].startswith("timm:"):
             from temzoo.zoo import timm_base
 
             try:
-                timm_base.fetch(timm_base.parse(b))  # downloaded once here, then every run loads it from the cache
+                timm_base.fetch(timm_base.parse(split_base(b)[0]))  # downloaded once here, then every run loads it from the cache
             except ModelError as err:
                 print(f"skipped base {b}: {err}", flush=True)
                 continue
@@ -168,7 +188,8 @@ def one_run(work: Path, target: str, chosen, tests: list[Path], base: str, base_
     data = link_pairs(run / "data", chosen)
     cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=base_ref,
                       strategy="scratch" if base == "scratch" else "full", minutes=minutes, clock="cpu",
-                      cpu_threads=1, device="cpu", seed=seed, validation=validation, **SETTINGS.get(target, {}))
+                      cpu_threads=1, device="cpu", seed=seed, validation=validation,
+                      base_lr_factor=split_base(base)[1], **SETTINGS.get(target, {}))
     t0, w0 = time.process_time(), time.perf_counter()
     result = train(cfg, run / "work", out=run / "result", log=lambda m: None)
     cpu_train = time.process_time() - t0
@@ -264,7 +285,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--bases", default=None, help="default scratch,generalist,hrtem-nanoparticle,tem-denoise "
                                                   "(quick: scratch,generalist); also timm:NAME (an ImageNet encoder, "
                                                   "e.g. timm:resnet18: needs HF_HUB_OFFLINE=0 and the Hub, or the "
-                                                  "HF cache; skipped with the reason otherwise)")
+                                                  "HF cache; skipped with the reason otherwise); NAME@F fine-tunes "
+                                                  "NAME with its pretrained parameters at F x the learning rate")
     ap.add_argument("--minutes", type=float, default=None, help="CPU-minutes per run (default 2; quick 0.3)")
     ap.add_argument("--validation", default="regions", choices=("regions", "image", "none"))
     ap.add_argument("--compare-validation", default=None,

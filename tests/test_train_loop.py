@@ -191,6 +191,23 @@ def test_multiclass_masks_reinitialise_the_head(tmp_path, tiny_checkpoint):
     assert "head reinitialised" in ck.meta.provenance["head_reinitialised"]
 
 
+def test_pretrained_parameters_can_train_at_a_share_of_the_rate(tmp_path, tiny_checkpoint):
+    """base_lr_factor: what came from the base steps at that share of the scheduled rate, the new head at all of it
+    (two optimizer groups, kept in the resume state); 1 keeps one group, as from scratch."""
+    images, masks = write_three_class_set(tmp_path / "mc", n=3, size=48)  # 3 classes: the base's head is new
+    cfg = TrainConfig(images=str(images), masks=str(masks), base=str(tiny_checkpoint), strategy="full",
+                      epochs=1, steps_per_epoch=2, batch_size=2, tile_size=32, pixel_size_nm=0.05, base_lr_factor=0.1)
+    train(cfg, tmp_path / "w")
+    groups = json.loads((find_state(tmp_path / "w") / "state.json").read_text())["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
+    assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"]) and groups[0]["lr"] > 0
+    assert len(groups[0]["params"]) == 2  # the new head: weight and bias
+    model = load_model(str(tiny_checkpoint)).model
+    assert len(L.param_groups(model, {n for n, _ in model.named_parameters()}, 1.0)) == 1
+    with pytest.raises(Exception, match="base lr factor"):
+        TrainConfig(images=str(images), masks=str(masks), base_lr_factor=0).validate()
+
+
 def test_denoising_chain(disc_set, tmp_path):
     images, masks = disc_set
     den = pretrain_denoise(images, tmp_path / "denoiser", epochs=1, steps_per_epoch=2, batch_size=2, tile_size=32)

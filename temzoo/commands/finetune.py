@@ -30,6 +30,9 @@ def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGrou
     adv.add_argument("--tile-size", type=arg_number(16, 8192, integer=True), help="training tile edge in pixels (default 128)")
     adv.add_argument("--batch-size", type=arg_number(1, 4096, integer=True), help="tiles per step (default 8)")
     adv.add_argument("--lr", type=arg_number(0, LR_MAX, lo_open=True), help="peak learning rate (default 3e-3)")
+    adv.add_argument("--base-lr-factor", type=arg_number(0, 1, lo_open=True),
+                     help="parameters loaded from the base train at this share of the learning rate, new ones at all "
+                          "of it (default 1: one rate)")
     adv.add_argument("--downsample", type=arg_number(DOWNSAMPLE_RANGE[0], DOWNSAMPLE_RANGE[1]),
                      help="shrink images by this factor when the base does not fix the pixel size (default 1)")
     adv.add_argument("--clock", choices=("wall", "cpu"),
@@ -45,7 +48,7 @@ def training_kwargs(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> di
     """TrainConfig keywords from the shared options (advanced ones only when given, so defaults stay in one place)."""
     kw = {"epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
           "device": args.device, "size": None if args.size == "auto" else args.size}
-    for name in ("tile_size", "batch_size", "lr", "downsample", "clock", *extra):
+    for name in ("tile_size", "batch_size", "lr", "base_lr_factor", "downsample", "clock", *extra):
         v = getattr(args, name, None)
         if v is not None:
             kw[name] = v

@@ -76,6 +76,9 @@ class TrainConfig:
     weight_decay: float = 1e-4  # AdamW's decoupled decay (set to 0 for l2/l2sp, whose penalty replaces it)
     warmup_fraction: float = 0.03
     min_lr_fraction: float = 0.02  # the cosine schedule ends at lr * this
+    # Learning rate of the parameters loaded from a base, as a fraction of ``lr`` (discriminative fine-tuning, as in
+    # ULMFiT; new parameters, e.g. a reinitialised head, keep ``lr``). 1 = one rate for all, as from scratch.
+    base_lr_factor: float = 1.0
     steps_per_epoch: int | None = None  # None: enough random tiles to cover the training images once (>= 16)
     freeze_bn_below: int = 8  # full/l2/l2sp/gradual: BatchNorm statistics of pretrained parts frozen below this batch
     unfreeze_every: int | None = None  # gradual: epochs per stage; None spreads the stages over the budget
@@ -149,6 +152,7 @@ class TrainConfig:
         number(self.batch_size, "batch size", 1, 4096, integer=True)
         number(self.tile_size, "tile size", 16, 8192, integer=True)
         number(self.lr, "learning rate", 0, LR_MAX, lo_open=True)
+        number(self.base_lr_factor, "base lr factor", 0, 1, lo_open=True)
         if self.downsample is not None:
             number(self.downsample, "downsample", *DOWNSAMPLE_RANGE)
         number(self.val_fraction, "validation fraction", 0, 0.95)

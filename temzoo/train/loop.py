@@ -661,7 +661,8 @@ def _start_run(config: TrainConfig, workdir: Path, out: Path, device: torch.devi
         model.to(memory_format=torch.channels_last)
     wd = config.weight_decay if setup.strategy.uses_weight_decay() else 0.0
     # All parameters go to the optimizer (gradual unfreezes later); frozen ones have no gradient and are skipped.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=wd)
+    optimizer = torch.optim.AdamW(param_groups(model, setup.strategy.pretrained, config.base_lr_factor), lr=config.lr,
+                                  weight_decay=wd)
     loss_fn = make_loss(config, setup.spec.classes)
     batch = gpu_autosize(setup, config, device, loss_fn, say)
     if config.compile:
@@ -669,6 +670,18 @@ def _start_run(config: TrainConfig, workdir: Path, out: Path, device: torch.devi
     return Run(config=config, setup=setup, workdir=workdir, out=out, device=device, optimizer=optimizer,
                loss_fn=loss_fn, batches=make_batches(setup, config, device), counts=counts, say=say,
                batch_size=batch, **hooks)
+
+
+def param_groups(model: torch.nn.Module, pretrained: set[str], base_lr_factor: float) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: with ``base_lr_factor`` != 1, the parameters loaded from the base train at
+    that fraction of the scheduled rate (``lr_scale``) and new ones at the full rate; otherwise one group."""
+    named = list(model.named_parameters())
+    base = [p for n, p in named if n in pretrained]
+    if base_lr_factor == 1.0 or not base:
+        return [{"params": [p for _, p in named], "lr_scale": 1.0}]
+    new = [p for n, p in named if n not in pretrained]
+    return [g for g in ({"params": new, "lr_scale": 1.0}, {"params": base, "lr_scale": base_lr_factor})
+            if g["params"]]
 
 
 def _make_budget(run: Run, clock: Callable[[], float], t_start: float) -> Budget:
@@ -734,7 +747,7 @@ def _one_step(run: Run, state: TrainState, budget: Budget, g: torch.Generator) -
     """One optimisation step at the scheduled learning rate; None when it ran out of memory (batch halved)."""
     state.lr = _lr_at(run.config, budget.progress(state.step))
     for group in run.optimizer.param_groups:
-        group["lr"] = state.lr
+        group["lr"] = state.lr * group.get("lr_scale", 1.0)
     x, y = run.batches.next(state.batch_size)
     try:
         return _step(run.model, run.setup.strategy, run.optimizer, run.loss_fn, x, y, g, run.config, run.device,
