@@ -423,7 +423,8 @@ def config_case(item: dict) -> None:
 TRAIN_NUMBERS = ["epochs", "minutes", "pixel_size_nm", "seed", "batch_size", "tile_size", "lr", "val_fraction",
                  "l2_lambda", "l2sp_alpha", "l2sp_beta", "patience", "target_pixel_size_nm", "downsample",
                  "weight_decay", "warmup_fraction", "min_lr_fraction", "base_lr_factor", "steps_per_epoch",
-                 "freeze_bn_below", "unfreeze_every", "scale_jitter", "intensity_jitter", "noise_probability", "cpu_threads"]
+                 "freeze_bn_below", "unfreeze_every", "scale_jitter", "intensity_jitter", "noise_probability",
+                 "cpu_threads"]
 SIM_NUMBERS = ["n", "seed", "pixel_size_nm", "size_px", "oversample", "energy_kv", "cs_mm", "focal_spread_nm",
                "aperture_mrad", "blur_px", "label_threshold_rad", "variants_per_field", "max_stacking_faults"]
 CONFIG_BAD = [float("nan"), float("inf"), float("-inf"), 1e300, -1e300, 2**64, "abc", [1], {"a": 1}, True]
