@@ -219,6 +219,9 @@ def split_by_image(
                         f"images ({', '.join(s.name for s in val)}), split by image (seed {seed})")
 
 
+SIDES = ("top", "bottom", "left", "right")  # where a region-validation band can sit
+
+
 def split_by_region(samples: list[Sample], fraction: float = 0.2, seed: int = 0,
                     min_px: int = 16) -> tuple[list[Sample], list[Sample], str]:
     """Every image trains and every image validates: a band of ``fraction`` of each image (at a seeded edge: top,
@@ -256,9 +259,6 @@ def split_by_region(samples: list[Sample], fraction: float = 0.2, seed: int = 0,
         parts.append(f"{s.name} ({side})")
     listed = ", ".join(parts[:12]) + (f", ... ({len(parts)} images)" if len(parts) > 12 else "")
     return train, val, f"every image trains; a {fraction:.0%} band of each validates (disjoint pixels): {listed}"
-
-
-SIDES = ("top", "bottom", "left", "right")
 
 
 def _representative_side(s: Sample, fraction: float, order: list[str]) -> str:
