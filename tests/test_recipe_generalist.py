@@ -26,5 +26,9 @@ def test_a_stage_continues_only_the_same_hold_out(tmp_path):
     assert "Traceback" not in r.stderr
     assert not (work / "set-minus-steel").exists()  # refused before the training set was written
 
+    r = _recipe("--hold-out", "uo2-grain-boundaries", "--init", str(stage), "--out", str(stage), "--work", str(work))
+    assert r.returncode != 0 and "give a new --out" in r.stderr and "Traceback" not in r.stderr
+    assert json.loads((stage / "temzoo.json").read_text())["provenance"]["pretrain_cpu_minutes"] == 8  # untouched
+
     r = _recipe("--hold-out", "uo2-grain-boundaries", "--init", str(tmp_path / "nowhere"), "--work", str(work))
     assert r.returncode != 0 and "is not a model folder" in r.stderr and "Traceback" not in r.stderr

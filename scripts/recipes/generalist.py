@@ -116,6 +116,9 @@ def main() -> None:
     earlier, n_stage = 0.0, 0
     if args.init:
         init, earlier, n_stage = continued_from(Path(args.init), args.hold_out)
+        if args.out and Path(args.out).resolve() == Path(args.init).resolve():
+            raise SystemExit(f"error: --out {args.out} is the --init stage itself; give a new --out, so the earlier "
+                             "stage stays as it is")
     with timed("build the training set", log):
         folder, summary = build_set(work, args.hold_out, args.per_family, args.cache or str(work / "cache"))
     saw = ", ".join(f"{k} ({v if isinstance(v, int) else sum(v.values())} images)" for k, v in summary.items())
