@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import budget_epochs, choose, compare_two_strategies, nav, start_app_server, stop_app_server, wait_for_app
+from tests.util import (choose, compare_two_strategies, nav, start_app_server, start_finetune, stop_app_server,
+                        wait_for_app)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -156,15 +157,7 @@ def test_issue14_route_in_the_browser(browser, shared_data, tmp_path, artifacts)
         # 4. fine-tune from the steel model; cancel after the first epoch, resume: the times count both attempts
         nav(page, "Fine-tune")
         page.get_by_text("2 labelled images · pixel size 0.39 nm").first.wait_for()
-        choose(page, "Start from", "steel-dislocation-loops (bundled)")
-        budget_epochs(page, 3)  # ~10 s an epoch here: time to cancel after the first
-        wait_for_app(page)
-        name = page.get_by_label("Name of the result in your zoo")
-        name.fill("steel-tuned")
-        name.press("Enter")
-        wait_for_app(page)
-        page.get_by_role("button", name="Start fine-tuning").click()
-        wait_for_app(page)
+        start_finetune(page, "steel-dislocation-loops (bundled)", 3, "steel-tuned")  # ~10 s an epoch: time to cancel
         page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=180_000)  # the first epoch is in
         page.get_by_role("button", name="Cancel").click()
         page.locator('[data-testid="stMetric"]').filter(has_text="cancelled").first.wait_for(timeout=120_000)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.hub_server import LoopbackHub
 from tests.test_fuzz_readers import _record
-from tests.util import (budget_epochs, choose, compare_two_strategies, nav, start_app_server, stop_app_server,
+from tests.util import (choose, compare_two_strategies, nav, start_app_server, start_finetune, stop_app_server,
                         wait_for_app)
 
 # ------------------------------------------------------------------------------------------------------- the flow
@@ -123,14 +123,7 @@ def test_whole_flow_in_the_browser(browser, shared_data, tiny_checkpoint, tmp_pa
             # 5. fine-tune a short job from the zoo model
             nav(page, "Fine-tune")
             page.get_by_text("2 labelled images ·").first.wait_for()
-            choose(page, "Start from", "e2e-base (local)")
-            budget_epochs(page, 1)
-            name = page.get_by_label("Name of the result in your zoo")
-            name.fill("e2e-tuned")
-            name.press("Enter")
-            wait_for_app(page)
-            page.get_by_role("button", name="Start fine-tuning").click()
-            wait_for_app(page)
+            start_finetune(page, "e2e-base (local)", 1, "e2e-tuned")
             page.get_by_text("Saved to your zoo").first.wait_for(timeout=180_000)
             steps.shot("finetune-done")
 

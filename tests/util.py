@@ -44,6 +44,19 @@ def budget_epochs(page, n: int) -> None:
     epochs.press("Enter")
 
 
+def start_finetune(page, base: str, epochs: int, name: str) -> None:
+    """On the Fine-tune page: from ``base``, ``epochs`` epochs, the result named ``name`` in the zoo; starts the job."""
+    choose(page, "Start from", base)
+    budget_epochs(page, epochs)
+    wait_for_app(page)
+    box = page.get_by_label("Name of the result in your zoo")
+    box.fill(name)
+    box.press("Enter")
+    wait_for_app(page)
+    page.get_by_role("button", name="Start fine-tuning").click()
+    wait_for_app(page)
+
+
 def compare_two_strategies(page, base: str, timeout_ms: int = 300_000) -> None:
     """On the Compare page: from ``base``, full and freeze-encoder (the default three less l2sp), 1 epoch each; checks
     the plan line shown before starting, starts, and waits until both runs have finished."""
