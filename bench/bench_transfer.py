@@ -111,12 +111,17 @@ def draw(pool: list, n: int, seed: int) -> list:
 
 
 # ------------------------------------------------------------------------------------------------ bases
-def split_base(label: str) -> tuple[str, float]:
-    """``NAME@F`` -> (NAME, F): fine-tune NAME with its pretrained parameters at F x the learning rate
-    (``TrainConfig.base_lr_factor``); a plain NAME -> (NAME, 1.0). The label names the row, so both can be compared."""
-    name, _, factor = label.partition("@")
+def split_base(label: str) -> tuple[str, float, bool]:
+    """``NAME[+rescale][@F]`` -> (NAME, F, rescale): fine-tune NAME with its pretrained parameters at F x the learning
+    rate (``TrainConfig.base_lr_factor``) and, with ``+rescale``, its kernels rescaled to their initial norm
+    (``TrainConfig.base_rescale``); a plain NAME -> (NAME, 1.0, False). The label names the row, so all can be
+    compared."""
+    head, _, factor = label.partition("@")
+    name, plus, option = head.partition("+")
+    if plus and (option != "rescale" or name == "scratch"):
+        raise SystemExit(f"error: base {label!r}: the only option after + is rescale, for a pretrained base")
     if not factor:
-        return name, 1.0
+        return name, 1.0, bool(plus)
     try:
         f = float(factor)
     except ValueError:
@@ -124,7 +129,7 @@ def split_base(label: str) -> tuple[str, float]:
     if not 0 < f <= 1 or name == "scratch":
         raise SystemExit(f"error: base {label!r}: give NAME@F with 0 < F <= 1 (the pretrained parameters' share of the "
                          "learning rate) for a pretrained base")
-    return name, f
+    return name, f, bool(plus)
 
 
 def base_folder(base: str, target: str, generalist_dir: Path) -> str | None:
@@ -189,7 +194,8 @@ def one_run(work: Path, target: str, chosen, tests: list[Path], base: str, base_
     cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=base_ref,
                       strategy="scratch" if base == "scratch" else "full", minutes=minutes, clock="cpu",
                       cpu_threads=1, device="cpu", seed=seed, validation=validation,
-                      base_lr_factor=split_base(base)[1], **SETTINGS.get(target, {}))
+                      base_lr_factor=split_base(base)[1], base_rescale=split_base(base)[2],
+                      **SETTINGS.get(target, {}))
     t0, w0 = time.process_time(), time.perf_counter()
     result = train(cfg, run / "work", out=run / "result", log=lambda m: None)
     cpu_train = time.process_time() - t0

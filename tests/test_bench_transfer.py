@@ -55,11 +55,15 @@ def test_one_tiny_run_end_to_end(shared_data, tmp_path):
 def test_a_base_label_can_carry_its_learning_rate_share(tmp_path):
     import pytest
 
-    assert bt.split_base("generalist") == ("generalist", 1.0)
-    assert bt.split_base("generalist@0.1") == ("generalist", 0.1)
+    assert bt.split_base("generalist") == ("generalist", 1.0, False)
+    assert bt.split_base("generalist@0.1") == ("generalist", 0.1, False)
+    assert bt.split_base("generalist+rescale") == ("generalist", 1.0, True)
     (tmp_path / "generalist-minus-steel").mkdir()
     (tmp_path / "generalist-minus-steel" / "model.safetensors").write_bytes(b"")
     assert bt.base_folder("generalist@0.1", "steel-dislocation-loops", tmp_path).endswith("generalist-minus-steel")
     for bad in ("generalist@0", "generalist@2", "generalist@x", "scratch@0.1"):
         with pytest.raises(SystemExit, match="0 < F <= 1"):
+            bt.split_base(bad)
+    for bad in ("scratch+rescale", "generalist+shrink"):
+        with pytest.raises(SystemExit, match="only option after"):
             bt.split_base(bad)

@@ -142,7 +142,7 @@ def main() -> None:
         "training_data": saw + f"; {held}",
         "held_out": args.hold_out,
         "acquisition": "mixed: bright-field TEM (real UO2/steel, procedural families at random feature scale 0.5-2, "
-                       "dose 5-500 counts/px, blur, contrast sign) and simulated HRTEM at 0.05 nm/px",
+                       "dose 20-2000 counts/px, blur, contrast sign, diffraction contrast) and simulated HRTEM at 0.05 nm/px",
         "tags": ["bf-tem", "hrtem", "generalist", "multi-task", "pretrained", "base"],
         "pretrain_cpu_minutes": total,
         "pretrain_stages": n_stage + 1,

@@ -33,6 +33,9 @@ def add_training_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGrou
     adv.add_argument("--base-lr-factor", type=arg_number(0, 1, lo_open=True),
                      help="parameters loaded from the base train at this share of the learning rate, new ones at all "
                           "of it (default 1: one rate)")
+    adv.add_argument("--base-rescale", action="store_true", default=None,
+                     help="rescale the base's kernels that feed BatchNorm to their initial norm: the base computes "
+                          "the same but learns as fast as a fresh network (docs/PRETRAINING_STUDY.md section 8)")
     adv.add_argument("--downsample", type=arg_number(DOWNSAMPLE_RANGE[0], DOWNSAMPLE_RANGE[1]),
                      help="shrink images by this factor when the base does not fix the pixel size (default 1)")
     adv.add_argument("--clock", choices=("wall", "cpu"),
@@ -48,7 +51,7 @@ def training_kwargs(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> di
     """TrainConfig keywords from the shared options (advanced ones only when given, so defaults stay in one place)."""
     kw = {"epochs": args.epochs, "minutes": args.minutes, "pixel_size_nm": args.pixel_size_nm, "seed": args.seed,
           "device": args.device, "size": None if args.size == "auto" else args.size}
-    for name in ("tile_size", "batch_size", "lr", "base_lr_factor", "downsample", "clock", *extra):
+    for name in ("tile_size", "batch_size", "lr", "base_lr_factor", "base_rescale", "downsample", "clock", *extra):
         v = getattr(args, name, None)
         if v is not None:
             kw[name] = v

@@ -8,8 +8,9 @@ per 256^2 image:
   follows the defocus (under-focus: bright void, dark fringe; over-focus: the reverse);
 - ``loops``: dislocation loops as dark filled or ring-shaped ellipses (label: the filled loop, as in the CREME set);
 - ``lines``: dislocation lines, dark smooth random curves (label: the line);
-- ``boundaries``: grain-boundary networks, a Voronoi tessellation with a grey level and texture per grain, grains
-  ~10-80 px across (label: the boundary lines, 1-5 px wide);
+- ``boundaries``: grain-boundary networks, a Voronoi tessellation with bright-field diffraction contrast per grain
+  (a grey level, some grains near their Bragg condition and dark, bend contours, thickness fringes along boundaries),
+  grains ~10-80 px across (label: the boundary lines, 1-5 px wide);
 - ``particles``: mass-thickness particles (dark discs/ellipses, some overlapping) on an amorphous substrate.
 
 Each family labels one class (``CLASSES``) so a multi-class net learns all of them at once; ``family_image`` returns
@@ -52,7 +53,8 @@ def _background(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     grad = rng.uniform(-0.15, 0.15) * (xx - 0.5) + rng.uniform(-0.15, 0.15) * (yy - 0.5)
     low = rng.uniform(0.02, 0.12) * _smooth_noise(rng, shape, rng.uniform(20, 60))
-    fine = rng.uniform(0.01, 0.06) * _smooth_noise(rng, shape, rng.uniform(0.7, 2.0))
+    # Fine texture up to strong speckle (irradiated steel's matrix is mottled at 1-3 px, not flat)
+    fine = rng.uniform(0.01, 0.15) * _smooth_noise(rng, shape, rng.uniform(0.7, 3.0))
     return 1.0 + grad + low + fine
 
 
@@ -90,8 +92,11 @@ def _loops(rng, shape, scale):
         d = _ellipse(shape, rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), ry, r, rng.uniform(0, np.pi))
         inside = d <= 1.0
         mask |= inside
-        if rng.random() < 0.5:  # small loops: black dots/blobs
+        kind = rng.random()
+        if kind < 0.35:  # small loops: black dots/blobs
             img -= rng.uniform(0.3, 0.7) * np.clip(1.2 - d, 0, 1)
+        elif kind < 0.6:  # unresolved loops off the Bragg condition: a fuzzy dark blob whose strain field spreads
+            img -= rng.uniform(0.2, 0.6) * np.exp(-(d / rng.uniform(0.6, 1.3)) ** 2)
         else:  # resolved loops: dark ring, faint interior
             w = rng.uniform(0.15, 0.35)
             img -= rng.uniform(0.3, 0.7) * np.exp(-((d - 1) / w) ** 2) + rng.uniform(0, 0.15) * inside
@@ -147,17 +152,37 @@ def _boundaries(rng, shape, scale):
     wx = np.arange(w)[None, :] + wave * _smooth_noise(rng, shape, 12)
     _, idx = cKDTree(seeds).query(np.stack([wy.ravel(), wx.ravel()], 1))
     lab = idx.reshape(shape)
-    levels = rng.uniform(-0.35, 0.35, n)  # diffraction contrast: each grain its own grey level
-    img = levels[lab] + 0.05 * _smooth_noise(rng, shape, 3) * rng.uniform(0, 1)
     # The boundary as a line: pixels whose right or lower neighbour is another grain, widened to 1, 3 or 5 px (x scale),
     # as boundaries are traced by hand.
     edge = np.zeros(shape, bool)
     edge[:-1] |= lab[:-1] != lab[1:]
     edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+    img = _grain_contrast(rng, shape, lab, n, edge, grain)
     width = rng.uniform(1, 5) * scale
     mask = ndi.binary_dilation(edge, iterations=int(round((width - 1) / 2))) if width >= 3 else edge
     img -= rng.uniform(0.0, 0.3) * ndi.gaussian_filter(mask.astype(float), 1.0)  # boundaries often darker
     return img, mask
+
+
+def _grain_contrast(rng, shape, lab, n, edge, grain) -> np.ndarray:
+    """Bright-field diffraction contrast of a polycrystal: each grain's tilt off its Bragg condition sets its grey level
+    (a share of grains sits near it and goes dark), bend contours cross bent grains as dark bands, and inclined
+    boundaries show thickness fringes parallel to the boundary on one side."""
+    dark = rng.random(n) < rng.uniform(0.0, 0.4)
+    levels = np.where(dark, rng.uniform(-0.8, -0.35, n), rng.uniform(-0.3, 0.3, n))
+    img = levels[lab] + 0.05 * _smooth_noise(rng, shape, 3) * rng.uniform(0, 1)
+    bent = rng.random(n) < rng.uniform(0.0, 0.6)
+    if bent.any():  # bend contours: dark bands along iso-lines of a smooth bending field, one band family per grain
+        phi = _smooth_noise(rng, shape, max(grain, 4.0)) * rng.uniform(1.0, 4.0) + rng.uniform(0, 1, n)[lab]
+        bands = np.cos(np.pi * phi) ** 8
+        img -= rng.uniform(0.15, 0.5) * bands * bent[lab]
+    fringed = rng.random(n) < rng.uniform(0.0, 0.5)
+    if fringed.any():  # thickness fringes: decaying oscillation with the distance from the boundary
+        dist = ndi.distance_transform_edt(~edge)
+        period = rng.uniform(2.0, 6.0)
+        fr = np.cos(2 * np.pi * dist / period) * np.exp(-dist / (period * rng.uniform(0.8, 2.0)))
+        img += rng.uniform(0.1, 0.3) * fr * fringed[lab]
+    return img
 
 
 def _particles(rng, shape, scale):
@@ -181,13 +206,13 @@ def family_image(family: str, rng: np.random.Generator | int | None = None, size
                  scale: float | None = None, dose: float | None = None) -> tuple[np.ndarray, np.ndarray, Draw]:
     """One synthetic image of ``family``: (counts float32 (size, size), mask uint8 class index, the draw).
 
-    ``scale`` (feature size, default log-uniform 0.5-2), ``dose`` (mean counts/px, default log-uniform 5-500).
+    ``scale`` (feature size, default log-uniform 0.5-2), ``dose`` (mean counts/px, default log-uniform 20-2000).
     """
     if family not in _MAKERS:
         raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     scale = float(scale if scale is not None else np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
-    dose = float(dose if dose is not None else np.exp(rng.uniform(np.log(5), np.log(500))))
+    dose = float(dose if dose is not None else np.exp(rng.uniform(np.log(20), np.log(2000))))
     shape = (size, size)
     feat, mask = _MAKERS[family](rng, shape, scale)
     invert = bool(rng.random() < 0.2) and family != "voids"  # occasional bright features (e.g. dark-field-like)

@@ -210,9 +210,17 @@ def _init_from_base(config: TrainConfig, ck, spec, out_classes: int, model, trai
             notes.append(match.note())
             head_note = f"segmentation head from the base's class '{match.name}' (the base has {spec.classes} classes)"
             matched = True
+    init = {k: v.detach().clone() for k, v in own.items() if v.dim() > 1} if config.base_rescale else {}
     model.load_state_dict(load, strict=False)
     param_names = {n for n, _ in model.named_parameters()}
-    return {k for k in load if k in param_names}, head_note, matched
+    pretrained = {k for k in load if k in param_names}
+    if config.base_rescale:
+        from temzoo.train.rescale import rescale_to_init
+
+        done = rescale_to_init(model, init, pretrained, spec.in_channels)
+        if done.kernels:
+            notes.append(done.note())
+    return pretrained, head_note, matched
 
 
 def _match_base_class(config: TrainConfig, ck, spec, train: list[D.Sample]):

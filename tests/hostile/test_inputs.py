@@ -447,6 +447,9 @@ def config_cases() -> list[Case]:
                 ok_zero = v == [0, 0] and name in ("carbon_nm", "defocus_range")  # no carbon; in focus
                 cases.append(Case(f"{cls}.{name}={v!r}", {"cls": cls, "fields": _json_safe({name: v})}, 5,
                                   "any" if ok_zero else "error"))
+    for name in ("augment", "base_rescale"):  # switches: only true or false
+        for v in ("yes", 1, None, [True]):
+            cases.append(Case(f"train.{name}={v!r}", {"cls": "train", "fields": {name: v}}, 5, "error"))
     return cases
 
 
