@@ -103,3 +103,31 @@ def test_the_cli_switch_reaches_the_config():
     common = ["--images", "i", "--masks", "m", "--base", "b", "--strategy", "full", "--out", "o"]
     assert training_kwargs(p.parse_args([*common, "--base-rescale"]))["base_rescale"] is True
     assert "base_rescale" not in training_kwargs(p.parse_args(common))  # the default stays in TrainConfig
+
+
+class _AddedIntoBeforeNorm(torch.nn.Module):
+    """A convolution whose output gets a shortcut added in place before BatchNorm: paired, yet not scale-invariant."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.skip, self.bn = torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Conv2d(1, 4, 1), \
+            torch.nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y += self.skip(x)
+        return self.bn(y)
+
+
+def test_a_pairing_that_is_not_scale_invariant_changes_nothing():
+    torch.manual_seed(0)
+    model = _AddedIntoBeforeNorm()
+    with torch.no_grad():
+        model.conv.weight.mul_(5)
+    assert bn_fed_convs(model, 1) == [("conv", "bn")]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    init = {k: v.clone() for k, v in _AddedIntoBeforeNorm().state_dict().items() if v.dim() > 1}
+    done = rescale_to_init(model, init, {"conv.weight"}, 1)
+    assert done.kernels == 0
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())

@@ -77,6 +77,8 @@ def rescale_to_init(model: nn.Module, init_state: dict[str, torch.Tensor], pretr
     follow, so the network's output is unchanged."""
     modules = dict(model.named_modules())
     ratios: list[torch.Tensor] = []
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    before = _probe(model, in_channels)
     for conv_name, norm_name in bn_fed_convs(model, in_channels):
         key = f"{conv_name}.weight"
         if key not in pretrained or key not in init_state:
@@ -93,8 +95,25 @@ def rescale_to_init(model: nn.Module, init_state: dict[str, torch.Tensor], pretr
             norm.running_mean.mul_(c.to(norm.running_mean.dtype))
             norm.running_var.mul_(c.pow(2).to(norm.running_var.dtype))
         ratios.append(now / target)
+    after = _probe(model, in_channels)
+    # A convolution whose output is changed in place before the BatchNorm (say, a residual added into it) passes
+    # the pairing but is not scale-invariant: then nothing is rescaled, rather than a base that computes otherwise.
+    if not torch.allclose(after, before, rtol=1e-2, atol=1e-2 * float(before.abs().max())):
+        model.load_state_dict(saved)
+        return Rescaled(kernels=0, median_ratio=1.0)
     median = float(torch.cat(ratios).median()) if ratios else 1.0
     return Rescaled(kernels=len(ratios), median_ratio=median)
+
+
+def _probe(model: nn.Module, in_channels: int, size: int = 64) -> torch.Tensor:
+    """The network's output in evaluation mode on a fixed random input."""
+    was_training = model.training
+    try:
+        model.eval()
+        x = torch.randn(2, in_channels, size, size, generator=torch.Generator().manual_seed(0))
+        return model(x.to(next(model.parameters()).device)).float()
+    finally:
+        model.train(was_training)
 
 
 __all__ = ["Rescaled", "bn_fed_convs", "rescale_to_init"]
