@@ -56,3 +56,18 @@ def test_read_label_checks_the_size_and_split_last_holds_out_the_last(tmp_path):
     pool, test = split_last(images, masks, 2)
     assert [p.stem for p, _ in pool] == ["1", "2"] and [p.stem for p, _ in test] == ["3", "10"]
     assert len(mask_pairs(images, masks)) == 4
+
+
+def test_saving_a_pair_never_replaces_a_file_already_there(tmp_path):
+    """A name in use, as a pair or as an image left without a mask, gets a new one; nothing already there changes."""
+    img = np.arange(32 * 32, dtype=np.float32).reshape(32, 32)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:16, 8:16] = 255
+    first = labelset.add_pair(tmp_path, img, mask, "grain")
+    (tmp_path / "images" / "loose.png").write_bytes(b"the user's own file")
+    kept = (first.image.read_bytes(), first.mask.read_bytes())
+    second = labelset.add_pair(tmp_path, img[::-1].copy(), mask, "grain")
+    third = labelset.add_pair(tmp_path, img, mask, "loose")
+    assert (second.name, third.name) == ("grain-2", "loose-2")
+    assert (first.image.read_bytes(), first.mask.read_bytes()) == kept
+    assert (tmp_path / "images" / "loose.png").read_bytes() == b"the user's own file"

@@ -86,7 +86,8 @@ def add_pair(set_dir: str | Path, image: np.ndarray, mask: np.ndarray, name: str
     (set_dir / "masks").mkdir(parents=True, exist_ok=True)
     stem, n = safe_name(name), 2
     base = stem
-    while (set_dir / "masks" / f"{stem}.png").exists():
+    # Taken means either file: an image the user left there without a mask is theirs, not ours to replace.
+    while (set_dir / "masks" / f"{stem}.png").exists() or (set_dir / "images" / f"{stem}.png").exists():
         stem, n = f"{base}-{n}", n + 1
     Image.fromarray(_to_u16(img)).save(set_dir / "images" / f"{stem}.png")
     Image.fromarray(m[..., 0] if m.ndim == 3 else m).save(set_dir / "masks" / f"{stem}.png")
