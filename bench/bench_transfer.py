@@ -191,11 +191,11 @@ def one_run(work: Path, target: str, chosen, tests: list[Path], base: str, base_
 
     run = work / "runs" / f"{SHORT[target]}_{base}_{n}_{seed}_{validation}_{minutes:g}"
     data = link_pairs(run / "data", chosen)
+    _, lr_factor, rescale = split_base(base)
     cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=base_ref,
                       strategy="scratch" if base == "scratch" else "full", minutes=minutes, clock="cpu",
                       cpu_threads=1, device="cpu", seed=seed, validation=validation,
-                      base_lr_factor=split_base(base)[1], base_rescale=split_base(base)[2],
-                      **SETTINGS.get(target, {}))
+                      base_lr_factor=lr_factor, base_rescale=rescale, **SETTINGS.get(target, {}))
     t0, w0 = time.process_time(), time.perf_counter()
     result = train(cfg, run / "work", out=run / "result", log=lambda m: None)
     cpu_train = time.process_time() - t0

@@ -43,6 +43,14 @@ def seed(value: Any, name: str = "seed") -> int:
     return int(number(value, name, 0, SEED_MAX, integer=True))
 
 
+def switch(value: Any, name: str) -> bool:
+    """``value`` as an on/off setting: only ``True`` or ``False`` (a hand-edited ``"yes"``, ``1`` or ``null`` is no
+    switch), else a one-line DataError."""
+    if not isinstance(value, bool):
+        raise DataError(f"{name} must be true or false, got {_show(value)}")
+    return value
+
+
 def span(values: Any, name: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
          integer: bool = False, nonempty: bool = False) -> tuple:
     """A ``(LO, HI)`` range: both ends checked as :func:`number`, ``LO <= HI`` (``LO < HI`` with ``nonempty``)."""

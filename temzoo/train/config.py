@@ -145,12 +145,11 @@ class TrainConfig:
 
     def _validate_numbers(self) -> None:
         """Ranges of the numeric settings (temzoo.validate): never a NaN, an infinity or an absurd value."""
-        from temzoo.validate import number, seed
+        from temzoo.validate import number, seed, switch
 
         self.seed = seed(self.seed, "seed")
-        for name in ("augment", "base_rescale"):  # a hand-edited state file's "yes" or 1 is not a switch
-            if not isinstance(getattr(self, name), bool):
-                raise TemzooError(f"{name.replace('_', ' ')} must be true or false (got {getattr(self, name)!r})")
+        for name in ("augment", "base_rescale"):
+            switch(getattr(self, name), name.replace("_", " "))
         if self.epochs is not None:
             number(self.epochs, "epochs", 1, 100_000, integer=True)
         if self.minutes is not None:

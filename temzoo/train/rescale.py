@@ -53,16 +53,23 @@ def bn_fed_convs(model: nn.Module, in_channels: int, size: int = 64) -> list[tup
 
     hooks = [m.register_forward_hook(after_conv) for m in model.modules() if isinstance(m, _CONV)]
     hooks += [m.register_forward_pre_hook(before_norm) for m in model.modules() if isinstance(m, _NORM)]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, size, size))
+        _eval_forward(model, torch.zeros(1, in_channels, size, size))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     return list(dict.fromkeys(pairs))
+
+
+@torch.no_grad()
+def _eval_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The network's output in evaluation mode (on its own device), leaving its mode as it was."""
+    was_training = model.training
+    try:
+        model.eval()
+        return model(x.to(next(model.parameters()).device)).float()
+    finally:
+        model.train(was_training)
 
 
 def _channel_norms(w: torch.Tensor) -> torch.Tensor:
@@ -106,14 +113,8 @@ def rescale_to_init(model: nn.Module, init_state: dict[str, torch.Tensor], pretr
 
 
 def _probe(model: nn.Module, in_channels: int, size: int = 64) -> torch.Tensor:
-    """The network's output in evaluation mode on a fixed random input."""
-    was_training = model.training
-    try:
-        model.eval()
-        x = torch.randn(2, in_channels, size, size, generator=torch.Generator().manual_seed(0))
-        return model(x.to(next(model.parameters()).device)).float()
-    finally:
-        model.train(was_training)
+    """The network's output on a fixed random input."""
+    return _eval_forward(model, torch.randn(2, in_channels, size, size, generator=torch.Generator().manual_seed(0)))
 
 
 __all__ = ["Rescaled", "bn_fed_convs", "rescale_to_init"]
