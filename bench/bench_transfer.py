@@ -22,6 +22,12 @@ Prints a markdown table (mean +- sd over seeds, and the difference to scratch on
 ``--json`` and the per-target summary that ``temzoo.zoo.registry.recommended_base`` reads to ``--evidence``.
 ``--quick`` (about 30 CPU-minutes): bases scratch + generalist, 0.3 CPU-minutes per run, two sim conditions, and the
 ``image`` validation scheme again at 4 labelled images for comparison; the table header says so.
+
+``--zero-shot`` fine-tunes nothing: it runs each base as it is on each target's pool images (never the test images)
+and prints the pooled pixel F1 of the base's best class against the labels, beside "all foreground": the start a
+class-matched head gets (``temzoo.train.headmatch``), read in seconds. On the UO2-held-out generalists it rose with
+pretraining compute as their fine-tuned transfer did (docs/PRETRAINING_STUDY.md section 9), so it screens bases and
+procedural families before the hours of fine-tuning runs; it does not replace them.
 """
 
 from __future__ import annotations
@@ -210,6 +216,55 @@ def one_run(work: Path, target: str, chosen, tests: list[Path], base: str, base_
             "wall_s": round(time.perf_counter() - w0, 1)}
 
 
+def zero_shot(work: Path, target: str, pool, base: str, base_ref: str) -> dict | None:
+    """The base before any fine-tuning on ``pool`` (the target's labelled non-test images), prepared as a fine-tune
+    prepares them: pooled pixel F1 of each of its classes (argmax; a one-class base at 0.5), the best one, and
+    "all foreground" on the same pixels. None for a base that does not segment (a denoiser)."""
+    import numpy as np
+
+    from temzoo.train.config import TrainConfig
+    from temzoo.train.headmatch import class_scores
+    from temzoo.train.loop import base_class_maps, build_setup
+    from temzoo.zoo import load_model
+
+    ck = load_model(base_ref)
+    if ck.meta.task != "segmentation":
+        return None
+    data = link_pairs(work / "zero_shot" / SHORT[target], pool)
+    cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=base_ref, strategy="full",
+                      device="cpu", cpu_threads=1, validation="none", **SETTINGS.get(target, {}))
+    samples = build_setup(cfg, log=lambda m: None).train
+    maps = base_class_maps(cfg, ck, ck.spec, samples)
+    if maps[0].shape[0] == 1:  # a one-class base: its foreground probability against the rest
+        maps = [np.concatenate([1 - m, m]) for m in maps]
+    f1s, trivial = class_scores(maps, [s.mask for s in samples])
+    best = int(np.argmax(f1s[1:])) + 1
+    names = list(getattr(ck.meta, "class_names", None) or [])
+    return {"target": target, "base": base, "base_folder": base_ref, "images": [p.stem for p, _ in pool],
+            "best_class": names[best] if best < len(names) else f"class {best}", "f1": round(f1s[best], 4),
+            "f1_all_foreground": round(trivial, 4), "f1_per_class": [round(f, 4) for f in f1s]}
+
+
+def run_zero_shot(a, work: Path, gdir: Path, targets: list[str], bases: list[str]) -> int:
+    rows = []
+    for t in targets:
+        pool = sim_split(work, a.cache or str(work / "cache"), a.quick)[0] if t == "sim" else real_split(t)[0]
+        for b in bases:
+            name = split_base(b)[0]
+            if name == "scratch" or name.startswith("timm:"):  # nothing to score: no trained head
+                continue
+            ref = base_folder(name, t, gdir)
+            row = zero_shot(work, t, pool, name, ref) if ref is not None else None
+            if row is not None and row not in rows:  # NAME and NAME+rescale are one base before fine-tuning
+                rows.append(row)
+    lines = ["| target | base | best class | pixel F1 (pool images) | all foreground |", "|---|---|---|---|---|"]
+    lines += [f"| {r['target']} | {r['base']} | {r['best_class']} | {r['f1']:.3f} | {r['f1_all_foreground']:.3f} |"
+              for r in rows]
+    print("\n".join(lines))
+    (work / "zero_shot.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- summary
 def summarise(rows: list[dict]) -> dict:
     """{(target, validation, n, base): {"mean", "sd", "f1s", "seeds", "diff_mean", "diff_sd"}}; diffs are paired
@@ -304,6 +359,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--json", default=None, help="all runs (default <work>/bench_transfer.json)")
     ap.add_argument("--evidence", default=None, help="write the per-target summary here (e.g. "
                                                      "temzoo/zoo/transfer_evidence.json)")
+    ap.add_argument("--zero-shot", action="store_true",
+                    help="fine-tune nothing: score each base as it is on the targets' pool images (see above)")
     ap.add_argument("--limit", type=int, default=None, help="stop after this many new runs (smoke tests)")
     a = ap.parse_args(argv)
     a.bases = a.bases or ("scratch,generalist" if a.quick else "scratch,generalist,hrtem-nanoparticle,tem-denoise")
@@ -328,6 +385,8 @@ def main(argv=None) -> int:
     for t in targets:
         if t not in TARGETS:
             raise SystemExit(f"error: unknown target {t!r}; choose from {', '.join(TARGETS)}")
+    if a.zero_shot:
+        return run_zero_shot(a, work, gdir, targets, bases)
     # Seed-major order, the comparison scheme last: a run cut short still covers every cell with fewer seeds.
     plan = [(t, n, s, b, a.validation) for s in seeds for t in targets for n in sizes for b in bases]
     if a.compare_validation and a.compare_validation != a.validation:

@@ -67,3 +67,19 @@ def test_a_base_label_can_carry_its_learning_rate_share(tmp_path):
     for bad in ("scratch+rescale", "generalist+shrink"):
         with pytest.raises(SystemExit, match="only option after"):
             bt.split_base(bad)
+
+
+def test_zero_shot_scores_a_base_on_pool_images_only(shared_data, tmp_path):
+    args = ["--zero-shot", "--targets", "steel-dislocation-loops", "--bases", "scratch,hrtem-nanoparticle,tem-denoise",
+            "--work", str(tmp_path / "w")]
+    out = subprocess.run([sys.executable, "-m", "bench.bench_transfer", *args], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "w" / "zero_shot.json").read_text())["rows"]
+    # scratch has nothing to score and the denoiser does not segment: one row, the one-class HRTEM base
+    assert [r["base"] for r in rows] == ["hrtem-nanoparticle"]
+    pool, test = bt.real_split("steel-dislocation-loops")
+    assert rows[0]["images"] == [p.stem for p, _ in pool] and not {p.stem for p, _ in test} & set(rows[0]["images"])
+    assert 0 <= rows[0]["f1"] <= 1 and 0 < rows[0]["f1_all_foreground"] < 0.2  # loops cover a few % of the pixels
+    assert f"| steel-dislocation-loops | hrtem-nanoparticle | foreground | {rows[0]['f1']:.3f} |" in out.stdout
+    assert not list((tmp_path / "w").glob("runs*"))  # nothing was fine-tuned

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from temzoo.train import TrainConfig, train
-from temzoo.train.headmatch import binary_head_state, match_class
+from temzoo.train.headmatch import binary_head_state, class_scores, match_class
 from temzoo.zoo import load_model
 from temzoo.zoo.checkpoint import ModelSpec
 from tests.trainsets import write_disc_set
@@ -30,6 +30,16 @@ def test_match_class_picks_the_class_that_finds_the_mask():
     m = match_class([logits], [mask], ["background", "strip", "square"])
     assert m is not None and (m.index, m.name) == (2, "square") and m.f1 == 1.0
     assert "'square'" in m.note() and "all foreground" in m.note()
+
+
+def test_class_scores_give_every_class_and_all_foreground():
+    mask = _square_mask()  # 64 of 1024 pixels
+    logits = np.zeros((3, 32, 32), np.float32)
+    logits[2][mask > 0] = 5
+    logits[1, 8:16, 8:12] = 9  # class 1 takes the left half of the square
+    f1s, trivial = class_scores([logits, logits], [mask, mask])
+    assert f1s[0] == 0.0 and abs(f1s[1] - 2 / 3) < 1e-6 and abs(f1s[2] - 2 / 3) < 1e-6
+    assert abs(trivial - 2 * 64 / (64 + 1024)) < 1e-6
 
 
 def test_no_class_is_chosen_when_none_beats_all_foreground():

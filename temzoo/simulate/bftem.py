@@ -8,7 +8,8 @@ per 256^2 image:
   follows the defocus (under-focus: bright void, dark fringe; over-focus: the reverse);
 - ``loops``: dislocation loops as dark filled or ring-shaped ellipses (label: the filled loop, as in the CREME set);
 - ``lines``: dislocation lines, dark smooth random curves (label: the line);
-- ``boundaries``: grain-boundary networks, a Voronoi tessellation with bright-field diffraction contrast per grain
+- ``boundaries``: grain-boundary networks, a Voronoi tessellation (0-3 Lloyd steps: from Poisson-Voronoi slivers to
+  equiaxed, annealed grains) with bright-field diffraction contrast per grain
   (a grey level, some grains near their Bragg condition and dark, bend contours, thickness fringes along boundaries),
   grains ~10-80 px across (label: the boundary lines, 1-5 px wide);
 - ``particles``: mass-thickness particles (dark discs/ellipses, some overlapping) on an amorphous substrate.
@@ -44,6 +45,7 @@ class Draw:
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     n = ndi.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
+    n -= n.mean()  # a sigma near the image size leaves a mean far above the tiny std: it darkened whole images
     return n / (n.std() + 1e-9)
 
 
@@ -145,7 +147,7 @@ def _boundaries(rng, shape, scale):
     # micrometre to coarse ones, and the first version (40-105 px, labels 4-18 px wide) only drew the coarse end.
     grain = np.exp(rng.uniform(np.log(10), np.log(80))) * scale
     n = int(np.clip(h * w / grain**2, 3, 2000))
-    seeds = np.stack([rng.uniform(0, h, n), rng.uniform(0, w, n)], 1)
+    seeds = _relaxed_seeds(rng, shape, n, int(rng.integers(0, 4)))
     # Voronoi labels with a little boundary waviness (grains are not perfect polygons)
     wave = min(4 * scale, grain / 8)
     wy = np.arange(h)[:, None] + wave * _smooth_noise(rng, shape, 12)
@@ -162,6 +164,26 @@ def _boundaries(rng, shape, scale):
     mask = ndi.binary_dilation(edge, iterations=int(round((width - 1) / 2))) if width >= 3 else edge
     img -= rng.uniform(0.0, 0.3) * ndi.gaussian_filter(mask.astype(float), 1.0)  # boundaries often darker
     return img, mask
+
+
+def _relaxed_seeds(rng, shape, n: int, iterations: int) -> np.ndarray:
+    """``n`` grain seeds, moved ``iterations`` Lloyd steps towards their cells' centroids: a Poisson-Voronoi
+    tessellation (0 steps) has many slivers and acute corners; an annealed polycrystal's grains are equiaxed, with
+    near-120-degree triple junctions, which a few steps give."""
+    h, w = shape
+    seeds = np.stack([rng.uniform(0, h, n), rng.uniform(0, w, n)], 1)
+    if iterations == 0:
+        return seeds
+    step = max(1, int(min(h, w) // 128))  # centroids on a coarser grid: the cells, not every pixel, matter
+    gy, gx = np.mgrid[0:h:step, 0:w:step]
+    pts = np.stack([gy.ravel(), gx.ravel()], 1).astype(float)
+    for _ in range(iterations):
+        _, idx = cKDTree(seeds).query(pts)
+        counts = np.bincount(idx, minlength=n)
+        has = counts > 0
+        for k in (0, 1):
+            seeds[has, k] = np.bincount(idx, pts[:, k], minlength=n)[has] / counts[has]
+    return seeds
 
 
 def _grain_contrast(rng, shape, lab, n, edge, grain) -> np.ndarray:

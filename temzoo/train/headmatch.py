@@ -35,13 +35,12 @@ class HeadMatch:
                 f"labelled training images, against {self.trivial_f1:.2f} for 'all foreground')")
 
 
-def match_class(logits: list[np.ndarray], masks: list[np.ndarray], names: list[str]) -> HeadMatch | None:
-    """The foreground class whose argmax map best matches ``masks`` (pooled pixel F1), or None if none is useful.
+def class_scores(logits: list[np.ndarray], masks: list[np.ndarray]) -> tuple[list[float], float]:
+    """Pooled pixel F1 of each class's argmax map against ``masks > 0`` (index 0, the background, scores 0.0), and
+    of the trivial answer "everything is foreground" on the same pixels.
 
     ``logits``: per image ``(C, H, W)`` class scores, logits or probabilities (only their argmax counts)."""
     n = logits[0].shape[0] if logits else 0
-    if n < 2:
-        return None
     trivial = PixelCounts()
     per_class = [PixelCounts() for _ in range(n)]
     for lg, m in zip(logits, masks):
@@ -50,9 +49,18 @@ def match_class(logits: list[np.ndarray], masks: list[np.ndarray], names: list[s
         arg = lg.argmax(0)
         for c in range(1, n):
             per_class[c] = per_class[c] + pixel_counts((arg == c).astype(np.float32), fg)
-    f1s = [per_class[c].scores()["f1"] or 0.0 for c in range(n)]
+    f1s = [0.0] + [float(per_class[c].scores()["f1"] or 0.0) for c in range(1, n)]
+    return f1s[:n], float(trivial.scores()["f1"] or 0.0)
+
+
+def match_class(logits: list[np.ndarray], masks: list[np.ndarray], names: list[str]) -> HeadMatch | None:
+    """The foreground class whose argmax map best matches ``masks`` (pooled pixel F1), or None if none is useful.
+
+    ``logits``: per image ``(C, H, W)`` class scores, logits or probabilities (only their argmax counts)."""
+    if not logits or logits[0].shape[0] < 2:
+        return None
+    f1s, trivial_f1 = class_scores(logits, masks)
     best = int(np.argmax(f1s[1:])) + 1
-    trivial_f1 = trivial.scores()["f1"] or 0.0
     if f1s[best] <= trivial_f1:
         return None
     name = names[best] if best < len(names) else f"class {best}"

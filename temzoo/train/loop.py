@@ -225,23 +225,30 @@ def _init_from_base(config: TrainConfig, ck, spec, out_classes: int, model, trai
 
 def _match_base_class(config: TrainConfig, ck, spec, train: list[D.Sample]):
     """Score the base's classes on the labelled training samples (CPU or the run's device; no gradients)."""
-    from temzoo.device import pick_device
-    from temzoo.predict import model_maps
     from temzoo.train.headmatch import match_class
 
     labelled = [s for s in train if s.mask is not None]
     if not labelled:
         return None
+    names = list(getattr(ck.meta, "class_names", None) or [])
+    return match_class(base_class_maps(config, ck, spec, labelled), [s.mask for s in labelled], names)
+
+
+def base_class_maps(config: TrainConfig, ck, spec, samples: list[D.Sample]) -> list[np.ndarray]:
+    """The base's ``(C, H, W)`` class probabilities on prepared ``samples``, run as validation runs it (on the run's
+    device, no gradients): what the class-matched head is chosen from, and ``bench_transfer --zero-shot`` scores."""
+    from temzoo.device import pick_device
+    from temzoo.predict import model_maps
+
     device = pick_device(config.device)
     model = ck.model.to(device).eval()
     opts = val_options(config)
     try:
-        probs = [model_maps(model, torch.from_numpy(s.image).to(device), spec.stride, opts, device,
-                            spec.in_channels)[0].cpu().numpy() for s in labelled]
+        with torch.no_grad():
+            return [model_maps(model, torch.from_numpy(s.image).to(device), spec.stride, opts, device,
+                               spec.in_channels)[0].cpu().numpy() for s in samples]
     finally:
         ck.model.to("cpu")
-    names = list(getattr(ck.meta, "class_names", None) or [])
-    return match_class(probs, [s.mask for s in labelled], names)
 
 
 def _base_is_a_candidate(setup: Setup, config: TrainConfig) -> bool:
