@@ -231,7 +231,9 @@ def zero_shot(work: Path, target: str, pool, base: str, base_ref: str) -> dict |
     if ck.meta.task != "segmentation":
         return None
     data = link_pairs(work / "zero_shot" / SHORT[target], pool)
-    cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=base_ref, strategy="full",
+    # Strategy scratch: the samples are prepared by the base's norm and scale all the same, and build_setup skips the
+    # head matching that would run the base over the same images a second time.
+    cfg = TrainConfig(images=str(data / "images"), masks=str(data / "masks"), base=base_ref, strategy="scratch",
                       device="cpu", cpu_threads=1, validation="none", **SETTINGS.get(target, {}))
     samples = build_setup(cfg, log=lambda m: None).train
     maps = base_class_maps(cfg, ck, ck.spec, samples)

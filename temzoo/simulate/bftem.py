@@ -176,7 +176,7 @@ def _relaxed_seeds(rng, shape, n: int, iterations: int) -> np.ndarray:
         return seeds
     step = max(1, int(min(h, w) // 128))  # centroids on a coarser grid: the cells, not every pixel, matter
     gy, gx = np.mgrid[0:h:step, 0:w:step]
-    pts = np.stack([gy.ravel(), gx.ravel()], 1).astype(float)
+    pts = np.stack([gy.ravel(), gx.ravel()], 1).astype(float) + (step - 1) / 2  # each grid point: its block's centre
     for _ in range(iterations):
         _, idx = cKDTree(seeds).query(pts)
         counts = np.bincount(idx, minlength=n)
