@@ -249,15 +249,15 @@ def zero_shot(work: Path, target: str, pool, base: str, base_ref: str) -> dict |
 
 def run_zero_shot(a, work: Path, gdir: Path, targets: list[str], bases: list[str]) -> int:
     rows = []
+    # NAME, NAME+rescale and NAME@F are one base before fine-tuning: score each once. Scratch and timm:NAME have no
+    # trained head to score.
+    names = [n for n in dict.fromkeys(split_base(b)[0] for b in bases) if n != "scratch" and not n.startswith("timm:")]
     for t in targets:
         pool = sim_split(work, a.cache or str(work / "cache"), a.quick)[0] if t == "sim" else real_split(t)[0]
-        for b in bases:
-            name = split_base(b)[0]
-            if name == "scratch" or name.startswith("timm:"):  # nothing to score: no trained head
-                continue
+        for name in names:
             ref = base_folder(name, t, gdir)
             row = zero_shot(work, t, pool, name, ref) if ref is not None else None
-            if row is not None and row not in rows:  # NAME and NAME+rescale are one base before fine-tuning
+            if row is not None:
                 rows.append(row)
     lines = ["| target | base | best class | pixel F1 (pool images) | all foreground |", "|---|---|---|---|---|"]
     lines += [f"| {r['target']} | {r['base']} | {r['best_class']} | {r['f1']:.3f} | {r['f1_all_foreground']:.3f} |"
