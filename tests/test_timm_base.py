@@ -152,7 +152,8 @@ def test_timm_base_downloads_adapts_and_finetunes(disc_set, tmp_path):
                _env(None, hf_home))
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == ("error: timm:resnet34 needs the Hugging Face Hub: connect, or pick a bundled base "
-                                  "(hrtem-nanoparticle, tem-denoise, uo2-grain-boundaries, steel-dislocation-loops)")
+                                  "(hrtem-nanoparticle, tem-denoise, uo2-grain-boundaries, steel-dislocation-loops, "
+                                  "generalist-tem-large)")
 
 
 def test_bench_transfer_skips_a_timm_base_offline_with_the_reason(capsys):
@@ -162,7 +163,8 @@ def test_bench_transfer_skips_a_timm_base_offline_with_the_reason(capsys):
     assert bt.usable_bases(["scratch", "timm:resnet34", "generalist"]) == ["scratch", "generalist"]
     out = capsys.readouterr().out
     assert out == ("skipped base timm:resnet34: timm:resnet34 needs the Hugging Face Hub: connect, or pick a "
-                   "bundled base (hrtem-nanoparticle, tem-denoise, uo2-grain-boundaries, steel-dislocation-loops)\n")
+                   "bundled base (hrtem-nanoparticle, tem-denoise, uo2-grain-boundaries, steel-dislocation-loops, "
+                   "generalist-tem-large)\n")
 
 
 def test_a_timm_base_is_not_a_model_to_run():

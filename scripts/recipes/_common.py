@@ -96,15 +96,24 @@ def rewrite_card(folder: Path, *, model_id: str, provenance: dict, description: 
     return card
 
 
-def publish(result: Path, out: Path, *, provenance: dict, extra_md: str, eval_json: dict) -> None:
+def publish(result: Path, out: Path, *, provenance: dict, extra_md: str, eval_json: dict,
+            float16: bool = False) -> None:
     """Copy a training result to ``out`` (a zoo folder) with its card and ``eval.json``; the old folder is replaced
-    only once the new one is complete, so an interrupted recipe never leaves a half-written checkpoint."""
+    only once the new one is complete, so an interrupted recipe never leaves a half-written checkpoint.
+    ``float16`` stores the weights at half the bytes (``temzoo.zoo.checkpoint.store_float16``)."""
     import shutil
 
+    from temzoo.zoo.checkpoint import store_float16
+
+    if out.exists() and not (out / "config.json").is_file():
+        raise SystemExit(f"error: {out} exists and is not a checkpoint; the recipe replaces only its own output: "
+                         "give a new folder")
     tmp, old = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
     for d in (tmp, old):
         shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(result, tmp)
+    if float16:
+        store_float16(tmp)
     rewrite_card(tmp, model_id=out.name, provenance=provenance, extra_md=extra_md)
     (tmp / "eval.json").write_text(json.dumps(eval_json, indent=1))
     (tmp / "eval.json").chmod(0o644)

@@ -217,6 +217,32 @@ def check_weights_header(spec: ModelSpec, weights: Path) -> None:
                          f"tensors differ; {what}); the folder mixes files of different checkpoints or is corrupt")
 
 
+def store_float16(folder: str | Path) -> None:
+    """Rewrite a checkpoint's floating-point weights as float16, in place and atomically: half the bytes of a
+    shipped checkpoint (the bundled large net is 57 MB in float32). Loading is unchanged: ``load_state_dict``
+    copies float16 tensors into the float32 network (temzoo and plain ``smp.from_pretrained`` alike).
+
+    Refuses weights that float16 cannot hold (any magnitude above its 65504 maximum would become inf)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    weights = Path(folder) / WEIGHTS_FILE
+    with safe_open(str(weights), framework="pt", device="cpu") as f:
+        metadata = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    too_big = [k for k, t in state.items() if t.is_floating_point() and float(t.abs().max()) > 65504]
+    if too_big:
+        raise ModelError(f"{weights} holds values beyond float16's range in {too_big[0]}; keep it in float32")
+    half = {k: (t.to(torch.float16) if t.is_floating_point() else t).contiguous() for k, t in state.items()}
+    tmp = weights.with_name(f".{WEIGHTS_FILE}.half")
+    try:
+        save_file(half, str(tmp), metadata=metadata)
+        os.replace(tmp, weights)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _require_finite(state: dict, weights: Path) -> None:
     """Refuse NaN/inf weights: such a network predicts an empty (meaningless) mask with no other sign."""
     import torch
