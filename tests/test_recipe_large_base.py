@@ -4,6 +4,7 @@ is never restarted by accident; the chunk that uses up the total budget publishe
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,6 +81,16 @@ def test_large_base_runs_in_chunks_and_resumes(tmp_path):
     r = _recipe("--work", str(work), "--set", str(tmp_path / "set"), "--publish-only", "--out", str(mine))
     assert r.returncode != 0 and "is not a checkpoint" in r.stderr
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # Nor is a checkpoint a recipe did not publish (a user's own fine-tune): only recipe output is replaced.
+    users = tmp_path / "users-model"
+    shutil.copytree(again, users)
+    meta = json.loads((users / "temzoo.json").read_text())
+    del meta["provenance"]["recipe"]
+    (users / "temzoo.json").write_text(json.dumps(meta))
+    kept = (users / "model.safetensors").read_bytes()
+    r = _recipe("--work", str(work), "--set", str(tmp_path / "set"), "--publish-only", "--out", str(users))
+    assert r.returncode != 0 and "is not a checkpoint a recipe published" in r.stderr
+    assert (users / "model.safetensors").read_bytes() == kept
 
 
 def test_publish_only_without_a_finished_run_is_one_line(tmp_path):

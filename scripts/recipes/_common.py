@@ -105,9 +105,9 @@ def publish(result: Path, out: Path, *, provenance: dict, extra_md: str, eval_js
 
     from temzoo.zoo.checkpoint import store_float16
 
-    if out.exists() and not (out / "config.json").is_file():
-        raise SystemExit(f"error: {out} exists and is not a checkpoint; the recipe replaces only its own output: "
-                         "give a new folder")
+    if out.exists() and not _published_by_a_recipe(out):
+        raise SystemExit(f"error: {out} exists and is not a checkpoint a recipe published; the recipe replaces only "
+                         "its own output: give a new folder")
     tmp, old = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
     for d in (tmp, old):
         shutil.rmtree(d, ignore_errors=True)
@@ -121,6 +121,16 @@ def publish(result: Path, out: Path, *, provenance: dict, extra_md: str, eval_js
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _published_by_a_recipe(folder: Path) -> bool:
+    """Every recipe records itself in ``provenance.recipe``; a folder without it (a user's own checkpoint, or no
+    checkpoint at all) is never replaced."""
+    try:
+        meta = json.loads((folder / "temzoo.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and bool((meta.get("provenance") or {}).get("recipe"))
 
 
 def md_table(rows: list[dict], cols: list[str]) -> str:

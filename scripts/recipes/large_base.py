@@ -92,7 +92,7 @@ def recipe_config(args, work: Path, folder: Path, class_names: list[str] | None,
     from temzoo.train.config import TrainConfig
 
     saved = work / "recipe.json"
-    if args.resume and saved.exists():
+    if (args.resume or args.publish_only) and saved.exists():
         cfg = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
         cfg.device = args.device  # the only thing a chunk may change: where it runs
         return cfg
@@ -168,7 +168,6 @@ def main(argv=None) -> int:
     if args.publish_only:
         if not (work / "recipe.json").exists() or not (work / "result" / "temzoo.json").exists():
             raise SystemExit(f"error: {work} holds no finished run to publish; train it first")
-        args.resume = True
         cfg = recipe_config(args, work, folder, class_names, summary)
         out = Path(args.out) if args.out else work / "generalist-tem-large"
         publish_base(work, out, cfg, args)
