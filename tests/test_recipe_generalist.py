@@ -32,3 +32,23 @@ def test_a_stage_continues_only_the_same_hold_out(tmp_path):
 
     r = _recipe("--hold-out", "uo2-grain-boundaries", "--init", str(tmp_path / "nowhere"), "--work", str(work))
     assert r.returncode != 0 and "is not a model folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_stage1_takes_only_a_self_supervised_base_that_never_saw_the_target(tmp_path):
+    """--stage1 starts from another self-supervised base (masked reconstruction): refused for a segmentation folder,
+    for a base that would show simulated fields to a sim-held-out generalist, and next to --init."""
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    (seg / "temzoo.json").write_text(json.dumps({"task": "segmentation", "provenance": {}}))
+    den = tmp_path / "masked"
+    den.mkdir()
+    (den / "temzoo.json").write_text(json.dumps({"task": "denoising", "provenance": {}}))
+    work = tmp_path / "work"
+    for args, says in ((("--hold-out", "uo2-grain-boundaries", "--stage1", str(seg)), "not a self-supervised base"),
+                       (("--hold-out", "sim", "--stage1", str(den)), "cannot start a base that holds out sim"),
+                       (("--hold-out", "uo2-grain-boundaries", "--stage1", str(den), "--init", str(seg)),
+                        "Give one of them")):
+        r = _recipe(*args, "--work", str(work))
+        assert r.returncode != 0 and says in r.stderr.strip().splitlines()[-1], r.stderr
+        assert "Traceback" not in r.stderr
+        assert not any(work.glob("set-minus-*"))  # refused before the training set was written

@@ -41,7 +41,7 @@ def test_large_base_runs_in_chunks_and_resumes(tmp_path):
     assert len((work / "chunks.jsonl").read_text().splitlines()) == 1
 
     # Chunk 2 continues at epoch 1 and runs until the total budget is used: the base is published.
-    r = _recipe(*common, "--minutes", "5", "--resume")
+    r = _recipe(*common, "--minutes", "5", "--resume", "--cpu-threads", "1")
     finished = datetime.now(timezone.utc)
     assert r.returncode == 0, r.stderr[-3000:]
     last = json.loads(r.stdout.strip().splitlines()[-1])
@@ -50,6 +50,7 @@ def test_large_base_runs_in_chunks_and_resumes(tmp_path):
     assert (finished - started).total_seconds() >= last["chunk"]["wall_seconds"] - 1
     assert last["chunk"]["epochs"][0] == 1 and last["chunk"]["epochs"][1] > 1
     assert last["chunk"]["stopped"] == "time"
+    assert last["chunk"]["device"] == "cpu (1 threads)"  # --cpu-threads: a chunk picks its threads, not the load
     out = Path(last["published"])
     config = json.loads((out / "config.json").read_text())
     assert config["encoder_depth"] == 5 and config["encoder_weights"] is None

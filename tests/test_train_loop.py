@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from temzoo.errors import DataError, JobError
+from temzoo.errors import DataError, JobError, TemzooError
 from temzoo.train import TrainConfig, train
 from temzoo.train import loop as L
 from temzoo.train.denoise import pretrain_denoise
@@ -222,6 +223,41 @@ def test_denoising_chain(disc_set, tmp_path):
     # everything but the head came from the denoiser
     a, b = load_file(str(den / "model.safetensors")), load_file(str(tmp_path / "w" / "best" / "model.safetensors"))
     assert not torch.equal(a["segmentation_head.0.weight"], b["segmentation_head.0.weight"])
+
+
+def test_masked_reconstruction_learns_from_the_hidden_blocks_only(disc_set, tmp_path):
+    """corruption "mask": the loss counts hidden pixels only, the run trains and validates real steps, and the
+    result is a denoising-task base that fine-tuning takes like a Poisson one."""
+    from temzoo.train.augment import block_mask, masked_loss
+
+    g = torch.Generator().manual_seed(0)
+    hidden = block_mask(4, 40, 56, 0.5, 8, g)
+    assert hidden.shape == (4, 1, 40, 56) and set(hidden.unique().tolist()) <= {0.0, 1.0}
+    assert 0.3 < float(hidden.mean()) < 0.7
+    target = torch.randn(4, 1, 40, 56)
+    wrong_where_visible = target + (1 - hidden) * 5.0  # errors only where the net could see the answer
+    assert float(masked_loss(torch.nn.functional.mse_loss, wrong_where_visible, target, hidden)) == 0.0
+    wrong_where_hidden = target + hidden * 2.0
+    assert float(masked_loss(torch.nn.functional.mse_loss, wrong_where_hidden, target, hidden)) == pytest.approx(4.0)
+
+    images, _ = disc_set
+    den = pretrain_denoise(images, tmp_path / "masked", epochs=2, steps_per_epoch=2, batch_size=2, tile_size=32,
+                           corruption="mask", mask_patch=8)
+    dck = load_model(str(den))
+    assert dck.meta.task == "denoising" and dck.meta.provenance["config"]["corruption"] == "mask"
+    card = (den / "README.md").read_text()  # the card names the method it used, not Poisson denoising
+    assert dck.meta.description.startswith("Masked-reconstruction pretraining")
+    assert "SimMIM" in card and "Kazimi" not in card and "(the reconstructed image)" in card
+    psnrs = [json.loads(line)["val_psnr"] for line in (den / "metrics.jsonl").read_text().splitlines()]
+    assert len(psnrs) == 2 and all(math.isfinite(p) and p > 0 for p in psnrs)
+    ck = load_model(str(train(_cfg(disc_set, base=str(den), strategy="full", epochs=1), tmp_path / "w")))
+    assert "the base is a denoising model" in ck.meta.provenance["head_reinitialised"]
+    with pytest.raises(TemzooError, match="corruption 'mask' is for the denoising task"):
+        _cfg(disc_set, corruption="mask").validate()
+    with pytest.raises(TemzooError, match="unknown corruption"):
+        _cfg(disc_set, corruption="blur").validate()
+    with pytest.raises(DataError, match="mask ratio"):
+        _cfg(disc_set, mask_ratio=1.0).validate()
 
 
 def test_working_pixel_size_follows_a_near_base_and_ignores_a_far_one(disc_set, tmp_path, tiny_checkpoint):

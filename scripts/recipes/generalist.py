@@ -8,10 +8,11 @@ The training set is written as one multi-class labelled folder: every shared lab
 (UO2 at half resolution, its recommended scale; class 1 grain boundary, steel class 2 dislocation loop), every
 family of ``temzoo.simulate.bftem`` (``--per-family`` images each, 256^2, classes 1-5) and, unless the simulated
 HRTEM set is held out, 24 simulated HRTEM images (12 fields of seed 3000, never the benchmark's seeds 1000/2000;
-class 4 particle). It starts from ``tem-denoise`` (stage 1: Poisson denoising on the unlabelled real micrographs), or
-from scratch when the simulated set is held out (tem-denoise saw simulated HRTEM fields). Then ``temzoo.train``
-(strategy full, the multi-class head is new) for ``--minutes`` of process CPU on one thread; validation: a band of
-every image. Fine-tuning it for a binary task reinitialises the head and keeps the encoder and decoder.
+class 4 particle). It starts from ``tem-denoise`` (stage 1: Poisson denoising on the unlabelled real micrographs; or
+``--stage1 FOLDER``, another self-supervised base such as masked reconstruction), or from scratch when the simulated
+set is held out (tem-denoise saw simulated HRTEM fields). Then ``temzoo.train`` (strategy full, the multi-class head
+is new) for ``--minutes`` of process CPU on one thread; validation: a band of every image. Fine-tuning it for a
+binary task reinitialises the head and keeps the encoder and decoder.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="default <work>/generalist-minus-<held-out>")
     ap.add_argument("--init", default=None,
                     help="continue from this generalist (same --hold-out): pretraining in stages of short runs")
+    ap.add_argument("--stage1", default=None,
+                    help="self-supervised first stage to start from instead of the bundled tem-denoise (a "
+                         "denoising-task folder from scripts/recipes/tem_denoise.py, e.g. --corruption mask)")
     ap.add_argument("--card-only", action="store_true",
                     help="only re-render --out's card with the current transfer evidence (after bench_transfer)")
     args = ap.parse_args()
@@ -112,6 +116,8 @@ def main() -> None:
     log: dict = {}
     short = SHORT.get(args.hold_out, "none")
     init = "scratch" if args.hold_out == "sim" else str(bundled_zoo_dir() / "tem-denoise")
+    if args.stage1:
+        init = first_stage(Path(args.stage1), args.hold_out, args.init)
     # CPU-minutes and number of earlier stages (--init); each stage takes the next seed, so it draws new tiles.
     earlier, n_stage = 0.0, 0
     if args.init:
@@ -152,12 +158,30 @@ def main() -> None:
                         "are not physics (no multislice for BF contrast). Whether it helps is measured by "
                         "bench/bench_transfer.py (leave-one-set-out); see docs/PRETRAINING_STUDY.md."),
         "recipe": f"scripts/recipes/generalist.py --hold-out {args.hold_out} --minutes {args.minutes:g} "
-                  f"--per-family {args.per_family}" + (f" --init <the {earlier:g}-CPU-minute stage>" if earlier else ""),
+                  f"--per-family {args.per_family}" + (f" --init <the {earlier:g}-CPU-minute stage>" if earlier else "")
+                  + (f" --stage1 <{Path(args.stage1).name}>" if args.stage1 else ""),
         "recipe_seconds": log,
     }
     publish(result, out, provenance=provenance, eval_json={"validation": prov.get("metrics"), "seconds": log},
             extra_md=transfer_md(EVIDENCE_FILE))
     print(json.dumps({"out": str(out), "epochs": prov.get("epochs_run"), "val": prov.get("metrics"), "seconds": log}))
+
+
+def first_stage(folder: Path, hold_out: str, init: str | None) -> str:
+    """``--stage1``: a self-supervised (denoising-task) base of tem_denoise.py. It saw simulated HRTEM fields, so it
+    cannot start a base that holds the simulated set out, and ``--init`` already carries its own first stage."""
+    if init:
+        raise SystemExit("error: --stage1 starts a first generalist stage; --init continues one that already has its "
+                         "own first stage. Give one of them")
+    if hold_out == "sim":
+        raise SystemExit("error: --stage1 bases (tem_denoise.py) saw simulated HRTEM fields, so they cannot start a "
+                         "base that holds out sim; leave --stage1 out (it starts from scratch)")
+    meta = folder / "temzoo.json"
+    task = json.loads(meta.read_text()).get("task") if meta.is_file() else None
+    if task != "denoising":
+        raise SystemExit(f"error: --stage1 {folder} is not a self-supervised base (task {task!r}); give the --out of "
+                         "scripts/recipes/tem_denoise.py")
+    return str(folder)
 
 
 def continued_from(folder: Path, hold_out: str) -> tuple[str, float, int]:

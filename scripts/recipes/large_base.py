@@ -48,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true", help="continue the run in --work")
     ap.add_argument("--fresh", action="store_true", help="discard the run in --work and start over")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--cpu-threads", type=int, default=None,
+                    help="CPU threads of this chunk (default: the cores idle by the 1-minute load average, which "
+                         "still counts the set-building just before, so a chunk may start on fewer)")
     ap.add_argument("--init", default="scratch", help="scratch (default), timm:resnet18 or a large zoo base")
     ap.add_argument("--steps-per-epoch", type=int, default=100, help="steps between validations/saves")
     ap.add_argument("--tile-size", type=int, default=None, help="default 256 on CUDA, 128 on a CPU")
@@ -94,8 +97,9 @@ def recipe_config(args, work: Path, folder: Path, class_names: list[str] | None,
     saved = work / "recipe.json"
     if (args.resume or args.publish_only) and saved.exists():
         cfg = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
-        cfg.device = args.device  # the only thing a chunk may change: where it runs
-        return cfg
+        cfg.device = args.device  # the only things a chunk may change: where it runs, and on how many threads
+        cfg.cpu_threads = args.cpu_threads
+        return cfg.validate()
     cuda = pick_device(args.device).type == "cuda"
     scratch = args.init == "scratch"
     saw = ", ".join(f"{k} ({v if isinstance(v, int) else sum(v.values()) if isinstance(v, dict) else v})"
@@ -103,7 +107,7 @@ def recipe_config(args, work: Path, folder: Path, class_names: list[str] | None,
     cfg = TrainConfig(
         images=str(folder / "images"), masks=str(folder / "masks"), base=args.init,
         strategy="scratch" if scratch else "full", size="large" if scratch else None,
-        minutes=args.total_minutes, clock="wall", device=args.device, seed=args.seed,
+        minutes=args.total_minutes, clock="wall", device=args.device, cpu_threads=args.cpu_threads, seed=args.seed,
         tile_size=args.tile_size or (256 if cuda else 128), batch_size=args.batch_size or (16 if cuda else 8),
         steps_per_epoch=args.steps_per_epoch, validation="regions", val_fraction=0.1, patience=1000,
         class_names=class_names, downsample=1.0,

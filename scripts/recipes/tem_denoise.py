@@ -1,6 +1,7 @@
 """Recipe (b): zoo entry ``tem-denoise`` — Poisson-denoising pretraining (Kazimi & Sandfeld) as a fine-tuning base.
 
     python scripts/recipes/tem_denoise.py [--sim 240] [--minutes 10] [--device auto]
+    python scripts/recipes/tem_denoise.py --corruption mask --epochs 9 --out DIR   # masked reconstruction instead
 
 Images: noise-free simulated HRTEM fields (the ``clean/`` output of temzoo.simulate, exit waves shared with recipe a's
 cache when ``--cache`` points at it) plus every real unlabelled micrograph in ../shared/data/unlabeled (atomic-
@@ -8,6 +9,11 @@ resolution STEM and in-situ bright-field TEM). temzoo.train's denoising task noi
 (2-200 counts/px, Poisson) and learns to restore it. Held out (never trained on): one real STEM image, one real
 bright-field frame and the simulated fields pinned as validation; on them the recipe measures PSNR of the noisy input
 and of the model's output at several doses, and writes the card to temzoo/zoo/bundled/tem-denoise.
+
+``--corruption mask`` trains masked reconstruction on the same images instead: square blocks of each tile are hidden
+(set to the image mean) and the net fills them in from their context; the held-out table then compares the hidden
+pixels filled by the net with the same pixels left at the mean. It is not bundled (docs/PRETRAINING_STUDY.md section
+12 measures it as the first stage of a generalist), so it needs ``--out``.
 """
 
 from __future__ import annotations
@@ -56,18 +62,20 @@ def build_image_folder(work: Path, n_sim: int, cache: str | None, log: dict) -> 
     return images, val
 
 
-def psnr_table(result: Path, images: Path, val: list[str], device: str) -> list[dict]:
-    """PSNR (peak = clean range) of noisy inputs and of the model's outputs on the held-out images."""
+def psnr_table(result: Path, images: Path, val: list[str], device: str, corruption: str = "poisson") -> list[dict]:
+    """PSNR (peak = clean range) of noisy inputs and of the model's outputs on the held-out images; for masked
+    reconstruction, of the hidden pixels as given (the mean) and as filled in, at the run's mask ratio."""
     import numpy as np
     import torch
 
     from temzoo.device import pick_device
     from temzoo.predict import PredictOptions, model_maps, raw_output
     from temzoo.train import data as D
-    from temzoo.train.augment import poisson_noise
+    from temzoo.train.augment import block_mask, poisson_noise
     from temzoo.zoo import load_model
 
     ck = load_model(str(result))
+    cfg = ck.meta.provenance.get("config") or {}
     dev = pick_device(device)
     model = ck.model.to(dev).eval()
     raw = D.read_set(images, labelled=False)
@@ -77,49 +85,69 @@ def psnr_table(result: Path, images: Path, val: list[str], device: str) -> list[
         s = samples[name]
         clean = torch.from_numpy(s.image)[None, None]
         peak = float(clean.max() - clean.min())
-        for dose in DOSES:
+        for dose in (DOSES if corruption == "poisson" else (None,)):
             g = torch.Generator().manual_seed(7)
-            noisy = poisson_noise(clean, torch.tensor([dose]), g)
+            if dose is None:
+                hidden = block_mask(1, *clean.shape[-2:], cfg.get("mask_ratio", 0.5), cfg.get("mask_patch", 16), g)
+                noisy = clean * (1 - hidden)
+                where = hidden[0, 0].numpy() > 0
+            else:
+                noisy = poisson_noise(clean, torch.tensor([dose]), g)
+                where = np.ones(s.image.shape, bool)
             maps, _ = model_maps(model, noisy[0, 0].to(dev), ck.spec.stride, PredictOptions(), dev, ck.spec.in_channels,
                                  output=raw_output)
             out = maps[0].cpu().numpy()
 
             def psnr(x):
-                mse = float(np.mean((np.asarray(x) - s.image) ** 2))
+                mse = float(np.mean((np.asarray(x)[where] - s.image[where]) ** 2))
                 return 10 * math.log10(peak**2 / max(mse, 1e-12))
 
             kind = "simulated HRTEM" if name.startswith("sim_") else ("real STEM" if "stem" in name else "real BF-TEM")
-            rows.append({"image": name, "kind": kind, "dose": dose, "psnr_noisy": round(psnr(noisy[0, 0].numpy()), 2),
-                         "psnr_denoised": round(psnr(out), 2)})
+            rows.append({"image": name, "kind": kind, "dose": "masked" if dose is None else dose,
+                         "psnr_noisy": round(psnr(noisy[0, 0].numpy()), 2), "psnr_denoised": round(psnr(out), 2)})
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", default=None, help="scratch folder (default $TEMZOO_HOME/recipes/tem-denoise)")
+    ap.add_argument("--work", default=None, help="scratch folder (default $TEMZOO_HOME/recipes/tem-denoise or "
+                                                 "tem-masked)")
     ap.add_argument("--cache", default=None, help="exit-wave cache (e.g. recipe a's work/cache to reuse its fields)")
-    ap.add_argument("--out", default=str(bundled_zoo_dir() / "tem-denoise"))
+    ap.add_argument("--out", default=None, help="where to publish (default: the bundled tem-denoise; --corruption "
+                                                "mask needs one)")
     ap.add_argument("--sim", type=int, default=240, help="simulated images to generate (one clean per 4 is used)")
-    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--minutes", type=float, default=None, help="time budget (default 10 when --epochs is not given)")
+    ap.add_argument("--epochs", type=int, default=None, help="epoch budget (equal steps to compare corruptions)")
+    ap.add_argument("--corruption", choices=("poisson", "mask"), default="poisson")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--cpu-threads", type=int, default=None,
+                    help="CPU threads (default: the cores idle by the 1-minute load average)")
     args = ap.parse_args()
+    masked = args.corruption == "mask"
+    if args.out is None and masked:
+        raise SystemExit("error: --corruption mask needs --out DIR (the bundled tem-denoise is the Poisson base)")
+    minutes = 10.0 if args.minutes is None and args.epochs is None else args.minutes
 
     from temzoo.train.denoise import pretrain_denoise
 
-    work = work_dir("tem-denoise", args.work)
+    work = work_dir("tem-masked" if masked else "tem-denoise", args.work)
     log: dict = {}
     images, val = build_image_folder(work, args.sim, args.cache, log)
-    with timed(f"denoising pretraining ({args.minutes} min budget)", log):
+    what = "masked-reconstruction" if masked else "denoising"
+    method = ("Masked-reconstruction pretraining base (hidden 16 px blocks filled from their context)" if masked
+              else "Poisson-denoising pretraining base (Kazimi & Sandfeld)")
+    budget = " and ".join(x for x in (minutes and f"{minutes:g} min", args.epochs and f"{args.epochs} epochs") if x)
+    with timed(f"{what} pretraining ({budget} budget)", log):
         run = work / "run"
         shutil.rmtree(run, ignore_errors=True)
-        result = pretrain_denoise(images, work / "result", minutes=args.minutes, workdir=run, device=args.device,
-                                  val_names=val, batch_size=8, tile_size=256, seed=0,
-                                  description="Poisson-denoising pretraining base (Kazimi & Sandfeld) on simulated "
-                                              "HRTEM and real STEM/BF-TEM micrographs; fine-tune it for "
-                                              "segmentation (temzoo recipe b)",
+        result = pretrain_denoise(images, work / "result", minutes=minutes, epochs=args.epochs, workdir=run,
+                                  device=args.device, val_names=val, batch_size=8, tile_size=256, seed=0,
+                                  corruption=args.corruption, cpu_threads=args.cpu_threads,
+                                  description=f"{method} on simulated HRTEM and real STEM/BF-TEM micrographs; "
+                                              "fine-tune it for segmentation (temzoo recipe b)",
                                   log=lambda m: print("  " + m, flush=True))
     with timed("PSNR on held-out images", log):
-        rows = psnr_table(result, images, val, args.device)
+        rows = psnr_table(result, images, val, args.device, args.corruption)
     by = {}
     for r in rows:
         by.setdefault((r["kind"], r["dose"]), []).append(r)
@@ -128,35 +156,42 @@ def main() -> None:
                 "psnr_denoised": round(sum(x["psnr_denoised"] for x in v) / len(v), 2)}
                for (k, d), v in sorted(by.items())]
     for s in summary:
-        print(f"  {s['kind']:16s} dose {s['dose']:5g}: PSNR noisy {s['psnr_noisy']:.2f} dB -> denoised "
+        print(f"  {s['kind']:16s} {s['dose']!s:>6} : PSNR input {s['psnr_noisy']:.2f} dB -> output "
               f"{s['psnr_denoised']:.2f} dB ({s['n_images']} images)")
     gains = [s["psnr_denoised"] - s["psnr_noisy"] for s in summary]
     worst = min(summary, key=lambda s: s["psnr_denoised"] - s["psnr_noisy"])
     epochs = len((Path(result) / "metrics.jsonl").read_text().splitlines())
+    spent = f"{epochs} epochs" + (f" in {minutes:g} min" if minutes is not None else "")
+    measure = ("the hidden pixels (16 px blocks, half of them) filled by the net, against the same pixels left at the "
+               "image mean" if masked else "Poisson noise at " + ", ".join(f"{d:g}" for d in DOSES)
+               + " counts/px; mean PSNR gain over the noisy input")
     prov = {
         "metrics": {"psnr_gain_db": round(sum(gains) / len(gains), 3)},
-        "eval_data": "held-out images (1 real STEM, 1 real BF-TEM frame, unseen simulated fields), Poisson noise at "
-                     f"{', '.join(f'{d:g}' for d in DOSES)} counts/px; mean PSNR gain over the noisy input",
+        "eval_data": f"held-out images (1 real STEM, 1 real BF-TEM frame, unseen simulated fields); {measure}",
         "training_data": f"{images.name}: noise-free abTEM-simulated HRTEM fields (0.05 nm/px) plus the real "
                          "unlabelled micrographs of ../shared/data/unlabeled (AtomSegNet STEM, MIT; in-situ Ti "
                          "BF-TEM, MIT), at their own pixel size",
         "acquisition": "mixed: simulated 300 kV HRTEM; real HAADF-STEM (atomic resolution); real 2048 px BF-TEM",
-        "tags": ["denoising", "pretrained", "base", "self-supervised", "poisson"],
+        "tags": ["denoising", "pretrained", "base", "self-supervised",
+                 "masked-reconstruction" if masked else "poisson"],
         "psnr_by_kind_and_dose": summary,
         "limitations": (
-            f"A pretraining base, not a production denoiser. Trained {epochs} epochs in {args.minutes:g} min on "
-            f"{machine()}. PSNR change (dB) on held-out images by kind and dose: "
-            + "; ".join(f"{s['kind']} {s['dose']:g}/px {s['psnr_denoised'] - s['psnr_noisy']:+.1f}" for s in summary)
-            + f". Where the change is negative the output is worse than its noisy input (worst: {worst['kind']} at "
-            f"{worst['dose']:g} counts/px, {worst['psnr_noisy']:.2f} -> {worst['psnr_denoised']:.2f} dB; likely "
-            "because the short run smooths away fine detail such as lattice fringes). Trained on 10 real "
-            "micrographs and "
+            f"A pretraining base, not a production {'inpainter' if masked else 'denoiser'}. Trained {spent} on "
+            f"{machine()}. PSNR change (dB) on held-out images by kind"
+            + ("" if masked else " and dose") + ": "
+            + "; ".join(f"{s['kind']}{'' if masked else ' %g/px' % s['dose']} "
+                        f"{s['psnr_denoised'] - s['psnr_noisy']:+.1f}" for s in summary)
+            + f". Where the change is negative the output is worse than its input (worst: {worst['kind']}"
+            + ("" if masked else f" at {worst['dose']:g} counts/px")
+            + f", {worst['psnr_noisy']:.2f} -> {worst['psnr_denoised']:.2f} dB"
+            + ("" if masked else "; likely because the short run smooths away fine detail such as lattice fringes")
+            + "). Trained on 10 real micrographs and "
             "simulated fields; its value is as an initialisation for segmentation fine-tuning (see "
             "docs/PRETRAINING_STUDY.md), which is what the study measures."),
-        "recipe": "scripts/recipes/tem_denoise.py",
+        "recipe": "scripts/recipes/tem_denoise.py" + (" --corruption mask" if masked else ""),
         "recipe_seconds": log,
     }
-    out = Path(args.out)
+    out = Path(args.out) if args.out else bundled_zoo_dir() / "tem-denoise"
     publish(result, out, provenance=prov, eval_json={"psnr": rows, "summary": summary, "seconds": log},
             extra_md="## Measured PSNR on held-out images\n\n"
                      f"Machine: {machine()}.\n\n" + md_table(summary, ["kind", "dose", "n_images", "psnr_noisy",

@@ -1,4 +1,5 @@
-"""Batch augmentation on tensors (CPU or GPU): the 8 dihedral transforms, intensity jitter, Poisson noise at a dose.
+"""Batch augmentation on tensors (CPU or GPU): the 8 dihedral transforms, intensity jitter, Poisson noise at a dose,
+and the hidden blocks of masked-reconstruction pretraining.
 
 Scale jitter happens when tiles are cut (:class:`temzoo.train.data.TileSampler`), because it changes the crop size;
 on a GPU the dihedral transforms are cut there too (:class:`temzoo.train.data.DeviceTileSampler`).
@@ -59,6 +60,24 @@ def poisson_noise(x: torch.Tensor, dose: torch.Tensor, g: torch.Generator) -> to
     mean, std = xf.mean(dim=dims, keepdim=True), xf.std(dim=dims, keepdim=True)
     nm, ns = noisy.mean(dim=dims, keepdim=True), noisy.std(dim=dims, keepdim=True).clamp_min(1e-6)
     return ((noisy - nm) / ns * std + mean).to(x.dtype)
+
+
+def block_mask(n: int, height: int, width: int, ratio: float, patch: int, g: torch.Generator) -> torch.Tensor:
+    """(n, 1, height, width) float mask, 1 where a square ``patch`` is hidden: each cell of a ``patch`` grid is hidden
+    with probability ``ratio`` (SimMIM/SparK-style masking for masked-reconstruction pretraining). The grid starts at a
+    random offset per sample, so block edges do not always fall on the same pixels of a tile."""
+    gh, gw = -(-height // patch) + 1, -(-width // patch) + 1  # one spare cell: room for the offset
+    cells = (torch.rand((n, 1, gh, gw), generator=g, device=g.device) < ratio).float()
+    full = cells.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)
+    offs = torch.randint(0, patch, (n, 2), generator=g, device=g.device).tolist()
+    return torch.stack([full[i, :, oy:oy + height, ox:ox + width] for i, (oy, ox) in enumerate(offs)])
+
+
+def masked_loss(loss_fn, pred: torch.Tensor, target: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """``loss_fn`` (a mean-reducing MSE or L1) over the ``hidden`` pixels only: what the net had to infer from context.
+    Scaled so that it is the mean over hidden pixels (a batch with nothing hidden gives 0)."""
+    share = hidden.mean()
+    return loss_fn(pred * hidden, target * hidden) / share.clamp_min(1e-6)
 
 
 def augment_batch(

@@ -13,6 +13,9 @@ VALIDATIONS = ("image", "regions", "none")
 # importing torch; tests/test_strategies.py checks the two agree.
 STRATEGIES = ("scratch", "freeze-encoder", "freeze-decoder", "full", "gradual", "l2", "l2sp")
 TASKS = ("segmentation", "denoising")
+# Self-supervised corruptions of the denoising task: Poisson shot noise (Kazimi & Sandfeld) or hidden blocks to
+# reconstruct from their context (masked reconstruction; the second self-supervised direction).
+CORRUPTIONS = ("poisson", "mask")
 LOSSES = ("bce+dice", "focal", "bce", "dice", "mse", "l1")
 # The recommended strategy when a pretrained base exists (see docs/FINETUNING.md for the measurements behind it).
 RECOMMENDED_STRATEGY = "full"
@@ -93,6 +96,9 @@ class TrainConfig:
     # images to segment will be noisier than the labelled ones (e.g. simulated -> low-dose real).
     noise_probability: float = 0.0
     dose_range: tuple[float, float] = (2.0, 200.0)  # mean counts per pixel for the Poisson noise
+    corruption: str = "poisson"  # denoising task: "poisson" (restore shot noise) or "mask" (fill hidden blocks)
+    mask_ratio: float = 0.5  # corruption "mask": share of the grid's blocks hidden
+    mask_patch: int = 16  # corruption "mask": block side in px (at the working pixel size)
     channels_last: bool = True  # memory layout for convolutions (25 % faster steps on this CPU too, measured)
     amp: bool = True  # bf16 autocast on CUDA, and on CPUs with native bf16 (temzoo.device.cpu_bf16_native)
     # CPU threads; None = automatic: as many as the machine has idle cores (OpenMP threads fighting other processes
@@ -123,6 +129,11 @@ class TrainConfig:
         self._validate_numbers()
         if self.task not in TASKS:
             raise TemzooError(f"unknown task {self.task!r}; choose segmentation or denoising")
+        if self.corruption not in CORRUPTIONS:
+            raise TemzooError(f"unknown corruption {self.corruption!r}; choose one of {', '.join(CORRUPTIONS)}")
+        if self.corruption != "poisson" and self.task != "denoising":
+            raise TemzooError(f"corruption {self.corruption!r} is for the denoising task (pretrain-denoise), not "
+                              f"{self.task}")
         if self.loss not in LOSSES:
             raise TemzooError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.feed not in ("auto", "device", "host"):
@@ -162,6 +173,8 @@ class TrainConfig:
             number(self.downsample, "downsample", *DOWNSAMPLE_RANGE)
         number(self.val_fraction, "validation fraction", 0, 0.95)
         number(self.noise_probability, "noise probability", 0, 1)
+        number(self.mask_ratio, "mask ratio", 0, 0.95, lo_open=True)  # all hidden: no context left
+        number(self.mask_patch, "mask patch", 1, 1024, integer=True)
         for name in ("l2_lambda", "l2sp_alpha", "l2sp_beta", "weight_decay"):
             number(getattr(self, name), name.replace("_", " "), 0, 1e3)
         for name in ("warmup_fraction", "min_lr_fraction", "scale_jitter", "intensity_jitter"):

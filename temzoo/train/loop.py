@@ -27,7 +27,8 @@ from temzoo.errors import JobError, TemzooError
 from temzoo.metrics import PixelCounts
 from temzoo.preprocess import Normalization
 from temzoo.train import data as D
-from temzoo.train.augment import augment_batch, poisson_noise, random_dihedral, random_doses
+from temzoo.train.augment import (augment_batch, block_mask, masked_loss, poisson_noise, random_dihedral,
+                                  random_doses)
 from temzoo.train.config import BASE_KEPT_NOTE, TrainConfig
 from temzoo.train.state import atomic_dir, atomic_write_text, find_state, load_state, save_state
 from temzoo.train.oom import is_oom, smaller_batch
@@ -310,7 +311,8 @@ def val_options(config: TrainConfig):
 @torch.no_grad()
 def evaluate_samples(model, samples: list[D.Sample], setup_spec, config: TrainConfig, device: torch.device,
                      loss_fn) -> dict[str, float | None]:
-    """Validation: loss and pooled pixel F1/IoU (segmentation) or loss/PSNR on fixed-dose noisy copies (denoising).
+    """Validation: loss and pooled pixel F1/IoU (segmentation) or loss/PSNR on fixed-dose noisy copies (denoising;
+    with corruption ``mask``, on fixed hidden blocks, scored where hidden).
 
     The net runs over each image as in ``evaluate`` (temzoo.predict.model_maps) and pixels are counted by
     temzoo.metrics.confusion_counts, so validation F1 is evaluate's F1. Everything stays on ``device`` until the few
@@ -363,17 +365,27 @@ def _validate_denoising(model, samples: list[D.Sample], spec, config: TrainConfi
     losses, weights = [], []
     se = torch.zeros((), dtype=torch.float64, device=device)
     n_px = 0
-    g = torch.Generator().manual_seed(12345)  # fixed noise: validation scores comparable across epochs
+    g = torch.Generator().manual_seed(12345)  # fixed noise/blocks: validation scores comparable across epochs
     for s in samples:
         host = torch.from_numpy(s.image)
         clean = host.to(device)
-        dose = random_doses(1, config.dose_range, g)
-        noisy = poisson_noise(host[None, None], dose, g)[0, 0].to(device)
+        hidden = _corrupt_mask(host[None, None], config, g)
+        if hidden is None:
+            dose = random_doses(1, config.dose_range, g)
+            noisy = poisson_noise(host[None, None], dose, g)[0, 0].to(device)
+        else:  # masked reconstruction: scored on the hidden pixels only
+            hidden = hidden.to(device)
+            noisy = clean * (1 - hidden[0, 0])
         maps, _ = model_maps(model, noisy, spec.stride, opts, device, spec.in_channels, output=raw_output)
         pred = maps[:1][None]
-        losses.append(loss_fn(pred, clean[None, None]))
-        se += ((pred - clean) ** 2).sum()
-        n_px += clean.numel()
+        if hidden is None:
+            losses.append(loss_fn(pred, clean[None, None]))
+            se += ((pred - clean) ** 2).sum()
+            n_px += clean.numel()
+        else:
+            losses.append(masked_loss(loss_fn, pred, clean[None, None], hidden))
+            se += (((pred - clean) * hidden) ** 2).sum()
+            n_px += int(hidden.sum())
         weights.append(s.image.size)
     mse = float(se) / max(1, n_px)
     # Clean images are standardised (variance 1), so PSNR is taken against a peak-to-peak of ~ 2*3 sd.
@@ -966,6 +978,7 @@ def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.
           config: TrainConfig, device: torch.device, in_channels: int, seg: bool,
           dihedral_done: bool = False) -> torch.Tensor:
     """One optimisation step on a batch of tiles on the device (augmented there); returns the loss."""
+    hidden = None
     if seg:
         if config.augment:
             x, y = augment_batch(x, y, g, noise_probability=config.noise_probability, dose_range=config.dose_range,
@@ -974,15 +987,35 @@ def _step(model, strat: Strategy, optimizer, loss_fn, x: torch.Tensor, y: torch.
     else:
         x, _ = random_dihedral(x, None, g) if config.augment and not dihedral_done else (x, None)
         target = x
-        x = poisson_noise(x, random_doses(x.shape[0], config.dose_range, g), g)
+        hidden = _corrupt_mask(x, config, g)
+        if hidden is None:
+            x = poisson_noise(x, random_doses(x.shape[0], config.dose_range, g), g)
+        else:
+            x = x * (1 - hidden)
     logits = _forward(model, x, device, config.amp, in_channels, config.channels_last)
-    loss = loss_fn(logits.float(), target)
+    loss = (loss_fn(logits.float(), target) if hidden is None
+            else masked_loss(loss_fn, logits.float(), target, hidden))
     pen = strat.penalty()
     total = loss + pen if pen is not None else loss
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     optimizer.step()
     return loss.detach()  # a tensor: the caller reads it a step later (no wait on the device here)
+
+
+def _task_words(config: TrainConfig) -> str:
+    """What the run did, for a description nobody gave."""
+    if config.task != "denoising":
+        return "Fine-tuned"
+    return "Masked-reconstruction pretraining" if config.corruption == "mask" else "Denoising pretraining"
+
+
+def _corrupt_mask(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor | None:
+    """The hidden blocks of a masked-reconstruction batch (1 = hidden), or None for Poisson denoising. Hidden pixels
+    become 0, the mean of a standardised image, so the net sees no trace of what it must fill in."""
+    if config.corruption != "mask":
+        return None
+    return block_mask(x.shape[0], x.shape[-2], x.shape[-1], config.mask_ratio, config.mask_patch, g).to(x.dtype)
 
 
 def _provenance(setup: Setup, config: TrainConfig, record: dict, counts: dict, device, seconds: float,
@@ -1031,7 +1064,8 @@ def _citations(setup: Setup, config: TrainConfig) -> list[str]:
     """The card's papers: only those of this model's own lineage (temzoo.zoo.cards.lineage_citations)."""
     from temzoo.zoo.cards import lineage_citations
 
-    return lineage_citations(setup.base_meta if _uses_base(config) else None, config.task, config.strategy)
+    return lineage_citations(setup.base_meta if _uses_base(config) else None, config.task, config.strategy,
+                             config.corruption)
 
 
 def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record: dict, counts: dict, device,
@@ -1041,7 +1075,7 @@ def _save_result(model, setup: Setup, config: TrainConfig, folder: Path, record:
 
     base = setup.base_meta
     desc = config.description or (
-        f"{'Denoising pretraining' if config.task == 'denoising' else 'Fine-tuned'} on {setup.raw.description} "
+        f"{_task_words(config)} on {setup.raw.description} "
         f"(strategy {config.strategy}, base {setup.base_id})")
     meta = TemzooMeta(
         pixel_size_nm=setup.target_pixel_size_nm,

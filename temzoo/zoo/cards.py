@@ -28,6 +28,8 @@ CITATIONS = {
     "analysis with neural networks* (pretraining on simulated HRTEM, freeze-then-unfreeze fine-tuning).",
     "denoising": "H. Kazimi, S. Sandfeld, *Self-supervised pretraining on unlabelled TEM images by Poisson-noise "
     "denoising*, AI MSE 2023 (arXiv:2402.18286).",
+    "masked": "Z. Xie, Z. Zhang, Y. Cao, Y. Lin, J. Bao, Z. Yao, Q. Dai, H. Hu, *SimMIM: A Simple Framework for Masked "
+    "Image Modeling*, CVPR 2022 (arXiv:2111.09886).",
     "l2": "J. Ochoa, X. Xu, Y. Wang, *Improving U-Net Confidence on TEM Image Data with L2-Regularization, Transfer "
     "Learning, and Deep Fine-Tuning*, ICCV 2025 CV4MS (arXiv:2507.16779).",
 }
@@ -142,7 +144,9 @@ def _card_description(meta: TemzooMeta, spec: ModelSpec, prov: dict, name: str, 
     )
     where = repo_id or (str(folder) if folder else f"zoo/{model_id}" if model_id else "path/to/folder")
     ref = model_id if folder and model_id else where  # a model in the user's zoo loads by its id
-    classes = ", ".join(meta.class_names) if task == "segmentation" else "one channel (the denoised image)"
+    masked = (prov.get("config") or {}).get("corruption") == "mask"
+    classes = (", ".join(meta.class_names) if task == "segmentation"
+               else f"one channel (the {'reconstructed' if masked else 'denoised'} image)")
     lines = [
         f"# {name}",
         "",
@@ -235,13 +239,13 @@ def citations(meta: TemzooMeta) -> list[str]:
     return list(dict.fromkeys(str(c) for c in cites))
 
 
-def lineage_citations(base: TemzooMeta | None, task: str, strategy: str) -> list[str]:
+def lineage_citations(base: TemzooMeta | None, task: str, strategy: str, corruption: str = "poisson") -> list[str]:
     """What a newly trained model cites: U-Net, its base's papers when it starts from the base's weights (never the
-    papers of a base it did not use), denoising pretraining when that is its own task; its strategy's paper is
-    added by :func:`citations`."""
+    papers of a base it did not use), its self-supervised method (Poisson denoising or masked reconstruction) when
+    that is its own task; its strategy's paper is added by :func:`citations`."""
     cites = citations(base) if base is not None else []
     if task == "denoising":
-        cites.append(CITATIONS["denoising"])
+        cites.append(CITATIONS["masked" if corruption == "mask" else "denoising"])
     cites.append(CITATIONS["unet"])
     strat = _strategy_citation(strategy)
     return [c for c in dict.fromkeys(cites) if not strat or c != CITATIONS[strat]]
