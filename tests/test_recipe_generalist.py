@@ -43,8 +43,14 @@ def test_stage1_takes_only_a_self_supervised_base_that_never_saw_the_target(tmp_
     den = tmp_path / "masked"
     den.mkdir()
     (den / "temzoo.json").write_text(json.dumps({"task": "denoising", "provenance": {}}))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "temzoo.json").write_text("[1, 2")
     work = tmp_path / "work"
     for args, says in ((("--hold-out", "uo2-grain-boundaries", "--stage1", str(seg)), "not a self-supervised base"),
+                       (("--hold-out", "uo2-grain-boundaries", "--stage1", str(broken)), "not a self-supervised base"),
+                       (("--hold-out", "uo2-grain-boundaries", "--stage1", str(tmp_path / "nowhere")),
+                        "not a self-supervised base"),
                        (("--hold-out", "sim", "--stage1", str(den)), "cannot start a base that holds out sim"),
                        (("--hold-out", "uo2-grain-boundaries", "--stage1", str(den), "--init", str(seg)),
                         "Give one of them")):

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from _common import machine, md_table, publish, timed, work_dir
 
+from temzoo.validate import arg_number
+
 STATE_FILES = ("recipe.json", "chunks.jsonl", "run")
 
 
@@ -48,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true", help="continue the run in --work")
     ap.add_argument("--fresh", action="store_true", help="discard the run in --work and start over")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--cpu-threads", type=int, default=None,
+    ap.add_argument("--cpu-threads", type=arg_number(1, 1024, integer=True), default=None,
                     help="CPU threads of this chunk (default: the cores idle by the 1-minute load average, which "
                          "still counts the set-building just before, so a chunk may start on fewer)")
     ap.add_argument("--init", default="scratch", help="scratch (default), timm:resnet18 or a large zoo base")

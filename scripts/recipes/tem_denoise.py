@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 
 from temzoo.paths import bundled_zoo_dir
+from temzoo.validate import arg_number
 
 from _common import machine, md_table, publish, timed, work_dir
 
@@ -120,7 +121,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="epoch budget (equal steps to compare corruptions)")
     ap.add_argument("--corruption", choices=("poisson", "mask"), default="poisson")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--cpu-threads", type=int, default=None,
+    ap.add_argument("--cpu-threads", type=arg_number(1, 1024, integer=True), default=None,
                     help="CPU threads (default: the cores idle by the 1-minute load average)")
     args = ap.parse_args()
     masked = args.corruption == "mask"
