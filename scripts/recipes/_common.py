@@ -126,11 +126,13 @@ def publish(result: Path, out: Path, *, provenance: dict, extra_md: str, eval_js
 def _published_by_a_recipe(folder: Path) -> bool:
     """Every recipe records itself in ``provenance.recipe``; a folder without it (a user's own checkpoint, or no
     checkpoint at all) is never replaced."""
+    from temzoo.errors import TemzooError
+    from temzoo.zoo.meta import read_meta
+
     try:
-        meta = json.loads((folder / "temzoo.json").read_text())
-    except (OSError, ValueError):
+        return bool(read_meta(folder).provenance.get("recipe"))
+    except TemzooError:  # a broken temzoo.json: not ours to replace
         return False
-    return isinstance(meta, dict) and bool((meta.get("provenance") or {}).get("recipe"))
 
 
 def md_table(rows: list[dict], cols: list[str]) -> str:

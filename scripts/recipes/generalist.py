@@ -176,11 +176,13 @@ def first_stage(folder: Path, hold_out: str, init: str | None) -> str:
     if hold_out == "sim":
         raise SystemExit("error: --stage1 bases (tem_denoise.py) saw simulated HRTEM fields, so they cannot start a "
                          "base that holds out sim; leave --stage1 out (it starts from scratch)")
+    from temzoo.errors import TemzooError
+    from temzoo.zoo.meta import read_meta
+
     try:  # a hand-edited or broken folder is refused in one line, like any other
-        meta = json.loads((folder / "temzoo.json").read_text())
-    except (OSError, ValueError):
-        meta = {}
-    task = meta.get("task") if isinstance(meta, dict) else None
+        task = read_meta(folder).task if folder.is_dir() else None
+    except TemzooError:
+        task = None
     if task != "denoising":
         raise SystemExit(f"error: --stage1 {folder} is not a self-supervised base (task {task!r}); give the --out of "
                          "scripts/recipes/tem_denoise.py")

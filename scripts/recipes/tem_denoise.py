@@ -75,8 +75,10 @@ def psnr_table(result: Path, images: Path, val: list[str], device: str, corrupti
     from temzoo.train.augment import block_mask, poisson_noise
     from temzoo.zoo import load_model
 
+    from temzoo.train.config import TrainConfig
+
     ck = load_model(str(result))
-    cfg = ck.meta.provenance.get("config") or {}
+    cfg = TrainConfig.from_dict(ck.meta.provenance["config"])  # the run's own mask ratio and block size
     dev = pick_device(device)
     model = ck.model.to(dev).eval()
     raw = D.read_set(images, labelled=False)
@@ -89,7 +91,7 @@ def psnr_table(result: Path, images: Path, val: list[str], device: str, corrupti
         for dose in (DOSES if corruption == "poisson" else (None,)):
             g = torch.Generator().manual_seed(7)
             if dose is None:
-                hidden = block_mask(1, *clean.shape[-2:], cfg.get("mask_ratio", 0.5), cfg.get("mask_patch", 16), g)
+                hidden = block_mask(1, *clean.shape[-2:], cfg.mask_ratio, cfg.mask_patch, g)
                 noisy = clean * (1 - hidden)
                 where = hidden[0, 0].numpy() > 0
             else:
@@ -129,13 +131,15 @@ def main() -> None:
         raise SystemExit("error: --corruption mask needs --out DIR (the bundled tem-denoise is the Poisson base)")
     minutes = 10.0 if args.minutes is None and args.epochs is None else args.minutes
 
+    from temzoo.train.config import TrainConfig  # the recipe keeps its mask defaults: the card quotes them
     from temzoo.train.denoise import pretrain_denoise
 
     work = work_dir("tem-masked" if masked else "tem-denoise", args.work)
     log: dict = {}
     images, val = build_image_folder(work, args.sim, args.cache, log)
     what = "masked-reconstruction" if masked else "denoising"
-    method = ("Masked-reconstruction pretraining base (hidden 16 px blocks filled from their context)" if masked
+    method = (f"Masked-reconstruction pretraining base (hidden {TrainConfig.mask_patch} px blocks filled from their "
+              "context)" if masked
               else "Poisson-denoising pretraining base (Kazimi & Sandfeld)")
     budget = " and ".join(x for x in (minutes and f"{minutes:g} min", args.epochs and f"{args.epochs} epochs") if x)
     with timed(f"{what} pretraining ({budget} budget)", log):
@@ -163,8 +167,8 @@ def main() -> None:
     worst = min(summary, key=lambda s: s["psnr_denoised"] - s["psnr_noisy"])
     epochs = len((Path(result) / "metrics.jsonl").read_text().splitlines())
     spent = f"{epochs} epochs" + (f" in {minutes:g} min" if minutes is not None else "")
-    measure = ("the hidden pixels (16 px blocks, half of them) filled by the net, against the same pixels left at the "
-               "image mean" if masked else "Poisson noise at " + ", ".join(f"{d:g}" for d in DOSES)
+    measure = (f"the hidden pixels ({TrainConfig.mask_patch} px blocks, a share of {TrainConfig.mask_ratio:g}) "
+               "filled by the net, against the same pixels left at the image mean" if masked else "Poisson noise at " + ", ".join(f"{d:g}" for d in DOSES)
                + " counts/px; mean PSNR gain over the noisy input")
     prov = {
         "metrics": {"psnr_gain_db": round(sum(gains) / len(gains), 3)},
