@@ -7,6 +7,8 @@ in process CPU seconds so that other load on a shared machine does not count. Ba
 The variants are what ``temzoo.train`` uses: channels-last, and bf16 autocast when the CPU has native bf16
 (``temzoo.device.cpu_bf16_native``; elsewhere the bf16 row measures emulation and temzoo leaves it off). The variants
 are interleaved over several rounds and the median is reported, so a load change hits all of them alike.
+The last row is temzoo's own step (``temzoo.train.loop._step``: augmentation on the batch, BCE + Dice, the strategy's
+penalty check), what a fine-tune runs; run this script against an older checkout (``PYTHONPATH``) to compare steps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 
 VARIANTS = (("fp32, NCHW (baseline)", False, False), ("fp32, channels-last", True, False),
             ("bf16 autocast, channels-last", True, True))
+TEMZOO_STEP = "temzoo.train.loop._step (bf16 where native, channels-last, augmentation, BCE + Dice)"
 
 
 def main() -> None:
@@ -47,6 +50,20 @@ def main() -> None:
             m, x = m.to(memory_format=torch.channels_last), x0.contiguous(memory_format=torch.channels_last)
         setups.append((name, m, torch.optim.AdamW(m.parameters(), 1e-3), x, bf16))
 
+    # temzoo's own step, with the settings a fine-tune from scratch uses (bf16 autocast where native, channels-last)
+    from temzoo.train import loop as L
+    from temzoo.train.config import TrainConfig
+    from temzoo.train.strategies import Strategy
+
+    cfg = TrainConfig(images="-", masks="-", batch_size=args.batch, tile_size=args.tile)
+    tm = ModelSpec().build().train().to(memory_format=torch.channels_last)
+    strat = Strategy("scratch", tm, batch_size=args.batch)
+    t_opt, t_loss, g = torch.optim.AdamW(tm.parameters(), 1e-3), L.make_loss(cfg, 1), torch.Generator().manual_seed(0)
+    cpu = torch.device("cpu")
+
+    def temzoo_step() -> None:
+        L._step(tm, strat, t_opt, t_loss, x0, y.long(), g, cfg, cpu, 1, seg=True)
+
     def step(m, opt, x, bf16) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = m(x)
@@ -55,13 +72,15 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    times: dict[str, list[float]] = {name: [] for name, *_ in setups}
+    runs = [(name, lambda m=m, opt=opt, x=x, bf16=bf16: step(m, opt, x, bf16)) for name, m, opt, x, bf16 in setups]
+    runs.append((TEMZOO_STEP, temzoo_step))
+    times: dict[str, list[float]] = {name: [] for name, _ in runs}
     for _ in range(args.rounds):
-        for name, m, opt, x, bf16 in setups:
-            step(m, opt, x, bf16)  # warm-up (oneDNN picks its kernels on the first call)
+        for name, run in runs:
+            run()  # warm-up (oneDNN picks its kernels on the first call)
             t = time.process_time()
             for _ in range(args.steps):
-                step(m, opt, x, bf16)
+                run()
             times[name].append((time.process_time() - t) / args.steps)
 
     base = statistics.median(times[VARIANTS[0][0]])
@@ -69,7 +88,7 @@ def main() -> None:
           f"native CPU bf16: {cpu_bf16_native()}; median of {args.rounds} rounds x {args.steps} steps")
     print("| variant | CPU-s per step | vs baseline |")
     print("|---|---:|---:|")
-    for name, *_ in setups:
+    for name in times:
         t = statistics.median(times[name])
         print(f"| {name} | {t:.3f} | {base / t:.2f}x faster |")
 
