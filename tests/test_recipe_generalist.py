@@ -33,6 +33,19 @@ def test_a_stage_continues_only_the_same_hold_out(tmp_path):
     r = _recipe("--hold-out", "uo2-grain-boundaries", "--init", str(tmp_path / "nowhere"), "--work", str(work))
     assert r.returncode != 0 and "is not a model folder" in r.stderr and "Traceback" not in r.stderr
 
+    # Hand-edited stages: broken JSON, a provenance that is not an object, budgets the card could not add up.
+    for text, says in (("[1, 2", "temzoo.json"), ('{"provenance": [1]}', "provenance"),
+                       ('{"provenance": {"held_out": "uo2-grain-boundaries", "pretrain_cpu_minutes": "8"}}',
+                        "pretrain_cpu_minutes '8'"),
+                       ('{"provenance": {"held_out": "uo2-grain-boundaries", "pretrain_stages": 0}}',
+                        "pretrain_stages 0")):
+        (stage / "temzoo.json").write_text(text)
+        r = _recipe("--hold-out", "uo2-grain-boundaries", "--init", str(stage), "--work", str(work))
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode != 0 and last.startswith("error: --init") and says in last, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (work / "set-minus-uo2").exists()
+
 
 def test_stage1_takes_only_a_self_supervised_base_that_never_saw_the_target(tmp_path):
     """--stage1 starts from another self-supervised base (masked reconstruction): refused for a segmentation folder,

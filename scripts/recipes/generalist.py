@@ -193,10 +193,15 @@ def continued_from(folder: Path, hold_out: str) -> tuple[str, float, int]:
     """(folder, CPU-minutes, number of stages) of an earlier stage: a generalist with the same target held out."""
     import re
 
-    meta = folder / "temzoo.json"
-    if not meta.is_file():
+    from temzoo.errors import TemzooError
+    from temzoo.zoo.meta import read_meta
+
+    if not (folder / "temzoo.json").is_file():
         raise SystemExit(f"error: --init {folder} is not a model folder (no temzoo.json); give an earlier stage's --out")
-    prov = json.loads(meta.read_text()).get("provenance") or {}
+    try:  # the project's validated reader: a hand-edited or broken file is refused in one line
+        prov = read_meta(folder).provenance
+    except TemzooError as err:
+        raise SystemExit(f"error: --init {folder}: {err}") from None
     if prov.get("held_out") != hold_out:
         raise SystemExit(f"error: --init {folder} held out {prov.get('held_out')!r}, not {hold_out!r}: continuing it "
                          "would show the target to the base; give the stage with the same --hold-out")
@@ -204,7 +209,14 @@ def continued_from(folder: Path, hold_out: str) -> tuple[str, float, int]:
     if minutes is None:  # a first stage written before the field existed: its recipe line says its budget
         m = re.search(r"--minutes ([0-9.]+)", str(prov.get("recipe", "")))
         minutes = float(m.group(1)) if m else 0.0
-    return str(folder), float(minutes), int(prov.get("pretrain_stages", 1))
+    stages = prov.get("pretrain_stages", 1)
+    # The card adds these up, so a hand-edited value is refused rather than carried into the next stage's card.
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes < float("inf") \
+            or isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
+        raise SystemExit(f"error: --init {folder}: its provenance gives pretrain_cpu_minutes {minutes!r} and "
+                         f"pretrain_stages {stages!r}; expected minutes >= 0 and stages >= 1: give an earlier "
+                         "stage's --out as the recipe wrote it")
+    return str(folder), float(minutes), stages
 
 
 def transfer_md(evidence: Path) -> str:
