@@ -30,7 +30,7 @@ with st.expander("New comparison", expanded=not comparison.list_comparisons(root
     strategies = uj.strategy_picker("cmp", multi=True)
     sizes = st.multiselect("Labelled training images per run", [1, 2, 4, 8, 16], default=[1, 2, 4], key="cmp_sizes",
                            help="Each size trains every strategy on that many images (validation images stay fixed).")
-    opts = uj.budget_inputs("cmp", base)
+    opts = uj.budget_inputs("cmp", base, validation=False)
     opts["pixel_size_nm"] = opts["pixel_size_nm"] or set_px
     cfg = TrainConfig(images=str(folder / "images") if folder else "", masks=str(folder / "masks") if folder else None,
                       base=base, **opts)

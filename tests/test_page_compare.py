@@ -38,6 +38,8 @@ def test_compare_two_strategies(session):
     at.number_input(key="cmp_batch").set_value(2)
     at.select_slider(key="cmp_tile").set_value(64)
     at.selectbox(key="cmp_device").set_value("cpu").run()
+    # Every run validates on the same pinned images, so the Fine-tune page's validation choice is not offered here.
+    assert not [s for s in at.selectbox if s.key == "cmp_validation"]
     # the plan before starting: how many runs and what they take together (#14.4)
     assert any("2 runs, one after another, 1 epochs each" in c.value for c in at.caption)
     at.radio(key="cmp_budget_kind").set_value("minutes").run()

@@ -43,6 +43,14 @@ def test_start_job_watch_curve_and_use_result(session):
     at.selectbox(key="ft_base").set_value("scratch")
     at.selectbox(key="ft_strategy").set_value("scratch")
     at.radio(key="ft_budget_kind").set_value("epochs").run()
+    # The form offers the library's measured defaults (it once offered 256 px tiles, batch 4 and lr 1e-3, measured
+    # 0.04 F1 worse on a CPU, docs/FINETUNING.md runs B and C1).
+    from temzoo.train.config import TrainConfig
+
+    shown = (at.number_input(key="ft_batch").value, at.select_slider(key="ft_tile").value,
+             at.number_input(key="ft_lr").value, at.selectbox(key="ft_validation").value)
+    assert shown == tuple(TrainConfig.default_of(n) for n in ("batch_size", "tile_size", "lr", "validation"))
+    at.selectbox(key="ft_validation").set_value("regions")
     at.number_input(key="ft_epochs").set_value(1)
     at.number_input(key="ft_batch").set_value(2)
     at.select_slider(key="ft_tile").set_value(64)
@@ -54,6 +62,7 @@ def test_start_job_watch_curve_and_use_result(session):
     [job] = jobs.list_jobs(session / "jobs")
     cfg = jobs.read_config(job.dir)
     assert (cfg["strategy"], cfg["base"], cfg["epochs"], cfg["tile_size"]) == ("scratch", "scratch", 1, 64)
+    assert cfg["validation"] == "regions"  # the model-selection choice travels with the job
     assert cfg["pixel_size_nm"] == 0.5  # the labelled set's recorded pixel size travels with the job
     st = jobs.wait(job.dir, timeout=180)
     assert st.state == "done", (st.error, jobs.read_log(job.dir))

@@ -9,11 +9,16 @@ import streamlit as st
 
 from temzoo.errors import TemzooError
 from temzoo.train import labelset
-from temzoo.train.config import RECOMMENDED_STRATEGY, SIZES, STRATEGIES
+from temzoo.train.config import RECOMMENDED_STRATEGY, SIZES, STRATEGIES, VALIDATIONS, TrainConfig
 from ui import session
 
 OTHER = "Another folder…"
 TIMM = "ImageNet encoder (timm)…"
+TILE_SIZES = [64, 128, 192, 256, 384, 512]
+GPU_AUTOSIZE = "On a GPU this is a floor: training raises it to what free GPU memory holds (256 px tiles)."
+VALIDATION_HELP = {"image": "whole images (a quarter of them) validate and never train",
+                   "regions": "every image trains; a band of each validates",
+                   "none": "every pixel trains for the whole budget; no selection"}
 SIZE_HELP = {"auto": "auto (large on a GPU, small on a CPU)", "small": "small (0.88 M parameters)",
              "large": "large (full-depth ResNet-18 U-Net, 14.3 M)"}
 
@@ -98,22 +103,27 @@ def strategy_picker(key: str, multi: bool = False):
     return st.selectbox("Strategy", STRATEGIES, index=STRATEGIES.index(RECOMMENDED_STRATEGY), key=f"{key}_strategy")
 
 
-def budget_inputs(key: str, base: str | None = None) -> dict:
+def budget_inputs(key: str, base: str | None = None, validation: bool = True) -> dict:
     """Budget and the few settings worth exposing; returns TrainConfig keyword arguments. The network size applies
-    only when ``base`` is scratch (None: not known here); a base brings its own network."""
+    only when ``base`` is scratch (None: not known here); a base brings its own network. ``validation=False`` hides
+    the model-selection choice (the Compare page pins its validation images for every run)."""
     c1, c2 = st.columns(2)
     kind = c1.radio("Budget", ["minutes", "epochs"], horizontal=True, key=f"{key}_budget_kind")
     if kind == "minutes":
         budget = {"minutes": c2.number_input("Minutes", 0.1, 600.0, 2.0, 0.5, key=f"{key}_minutes")}
     else:
         budget = {"epochs": int(c2.number_input("Epochs", 1, 1000, 10, 1, key=f"{key}_epochs"))}
+    default = TrainConfig.default_of  # the measured defaults (docs/FINETUNING.md), owned by TrainConfig
     with st.expander("Advanced"):
         a1, a2, a3 = st.columns(3)
-        budget["batch_size"] = int(a1.number_input("Batch size", 1, 256, 4, key=f"{key}_batch"))
-        budget["tile_size"] = int(a2.select_slider("Tile size", [64, 128, 192, 256, 384, 512], 256, key=f"{key}_tile"))
-        budget["lr"] = float(a3.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.0e", key=f"{key}_lr"))
+        budget["batch_size"] = int(a1.number_input("Batch size", 1, 256, default("batch_size"), key=f"{key}_batch",
+                                                   help=GPU_AUTOSIZE))
+        budget["tile_size"] = int(a2.select_slider("Tile size", TILE_SIZES, default("tile_size"), key=f"{key}_tile",
+                                                   help=GPU_AUTOSIZE))
+        budget["lr"] = float(a3.number_input("Learning rate", 1e-6, 1.0, default("lr"), format="%.0e",
+                                             key=f"{key}_lr"))
         b1, b2, b3 = st.columns(3)
-        budget["seed"] = int(b1.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}_seed"))
+        budget["seed"] = int(b1.number_input("Seed", 0, 2**31 - 1, default("seed"), key=f"{key}_seed"))
         budget["device"] = b2.selectbox("Device", ["auto", "cuda", "cpu"], key=f"{key}_device")
         px = b3.number_input("Pixel size (nm, 0 = from files)", 0.0, 1000.0, 0.0, format="%.4f", key=f"{key}_px")
         budget["pixel_size_nm"] = px or None
@@ -122,6 +132,11 @@ def budget_inputs(key: str, base: str | None = None) -> dict:
                             disabled=base not in (None, "scratch"),
                             help="For training from scratch (docs/ZOO_SIZES.md); a base brings its own network.")
         budget["size"] = None if size == "auto" or base not in (None, "scratch") else size
+        if validation:
+            budget["validation"] = st.selectbox("Validation", VALIDATIONS, VALIDATIONS.index(default("validation")),
+                                                key=f"{key}_validation", format_func=VALIDATION_HELP.get,
+                                                help="What chooses the epoch that is kept (docs/FINETUNING.md, "
+                                                     "Split).")
     return budget
 
 
