@@ -19,6 +19,9 @@ GPU_AUTOSIZE = "On a GPU this is a floor: training raises it to what free GPU me
 VALIDATION_HELP = {"image": "whole images (a quarter of them) validate and never train",
                    "regions": "every image trains; a band of each validates",
                    "none": "every pixel trains for the whole budget; no selection"}
+DOWNSAMPLES = [None, 1.0, 2.0, 4.0]
+DOWNSAMPLE_HELP = {None: "auto (the base's own; native from scratch)", 1.0: "native", 2.0: "half (2x shrink)",
+                   4.0: "quarter (4x shrink)"}
 SIZE_HELP = {"auto": "auto (large on a GPU, small on a CPU)", "small": "small (0.88 M parameters)",
              "large": "large (full-depth ResNet-18 U-Net, 14.3 M)"}
 
@@ -132,6 +135,11 @@ def budget_inputs(key: str, base: str | None = None, validation: bool = True) ->
                             disabled=base not in (None, "scratch"),
                             help="For training from scratch (docs/ZOO_SIZES.md); a base brings its own network.")
         budget["size"] = None if size == "auto" or base not in (None, "scratch") else size
+        budget["downsample"] = st.selectbox(
+            "Working resolution", DOWNSAMPLES, key=f"{key}_downsample", format_func=DOWNSAMPLE_HELP.get,
+            help="Shrink the images before training (prediction then shrinks new images alike). Large bright-field "
+                 "images whose features span many pixels train better at half resolution (docs/FINETUNING.md). A calibrated base near the images' scale "
+                 "works at its own pixel size whatever is chosen here.")
         if validation:
             budget["validation"] = st.selectbox("Validation", VALIDATIONS, VALIDATIONS.index(default("validation")),
                                                 key=f"{key}_validation", format_func=VALIDATION_HELP.get,
