@@ -138,8 +138,8 @@ def budget_inputs(key: str, base: str | None = None, validation: bool = True) ->
         budget["downsample"] = st.selectbox(
             "Working resolution", DOWNSAMPLES, key=f"{key}_downsample", format_func=DOWNSAMPLE_HELP.get,
             help="Shrink the images before training (prediction then shrinks new images alike). Large bright-field "
-                 "images whose features span many pixels train better at half resolution (docs/FINETUNING.md). A calibrated base near the images' scale "
-                 "works at its own pixel size whatever is chosen here.")
+                 "images whose features span many pixels train better at half resolution (docs/FINETUNING.md). "
+                 "A calibrated base near the images' scale works at its own pixel size whatever is chosen here.")
         if validation:
             budget["validation"] = st.selectbox("Validation", VALIDATIONS, VALIDATIONS.index(default("validation")),
                                                 key=f"{key}_validation", format_func=VALIDATION_HELP.get,
