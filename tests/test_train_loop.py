@@ -82,6 +82,11 @@ def test_early_stopping(disc_set, tmp_path, tiny_checkpoint):
     out = train(cfg, tmp_path / "w")
     assert [r["epoch"] for r in _metrics(tmp_path / "w")] == [1, 2, 3]
     assert load_model(str(out)).meta.provenance["stopped"] == "early stopping"
+    # Without validation the run is a fixed schedule: no early stopping on the training loss, all 6 epochs run.
+    out = train(_cfg(disc_set, base=str(tiny_checkpoint), strategy="full", lr=1e-12, epochs=6, patience=1,
+                     validation="none"), tmp_path / "w2")
+    assert [r["epoch"] for r in _metrics(tmp_path / "w2")] == [1, 2, 3, 4, 5, 6]
+    assert load_model(str(out)).meta.provenance["stopped"] != "early stopping"
 
 
 def test_time_budget(disc_set, tmp_path):

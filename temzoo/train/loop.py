@@ -890,7 +890,10 @@ def _run_epochs(run: Run, state: TrainState, budget: Budget) -> tuple[str, int]:
         done = state.epoch
         # Early stopping only in the second half of the schedule: the high-lr first half of the cosine explores (a
         # plateau there is not the end; on UO2 stopping at 80 % of a 4-minute budget cost 0.013 test F1, one run).
-        if run.config.patience and state.since_best >= run.config.patience and budget.progress(state.step) >= 0.5:
+        # Only on validation: without it (validation "none") the run is a fixed schedule, and the noisy training loss
+        # of random tiles stopped every such run at the half-way mark, before the low-rate half ran.
+        if run.config.patience and run.setup.val and state.since_best >= run.config.patience \
+                and budget.progress(state.step) >= 0.5:
             return "early stopping", done
         if outcome.steps < budget.steps_per_epoch:
             return "time", done
