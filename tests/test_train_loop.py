@@ -30,8 +30,10 @@ def disc_set(tmp_path_factory):
 
 def _cfg(disc_set, **kw):
     images, masks = disc_set
+    # Whole-image validation: these tests check what trained and what validated by image name (the default,
+    # "regions", is checked in test_region_validation_trains_on_every_image).
     base = dict(images=str(images), masks=str(masks), strategy="scratch", epochs=2, steps_per_epoch=3,
-                batch_size=2, tile_size=32, lr=3e-3, seed=0)
+                batch_size=2, tile_size=32, lr=3e-3, seed=0, validation="image")
     base.update(kw)
     return TrainConfig(**base)
 
@@ -337,7 +339,8 @@ def test_region_validation_trains_on_every_image(disc_set, tmp_path):
     for t, v in zip(setup.train, setup.val):
         assert t.image.size + v.image.size == 64 * 64 and v.image.size == 16 * 64
     assert "every image trains" in setup.split
-    whole = L.build_setup(_cfg(disc_set))  # today's default: one whole image of 4 validates
+    whole = L.build_setup(_cfg(disc_set, validation="image"))  # one whole image of 4 validates
+    assert TrainConfig.default_of("validation") == "regions"  # the default since 2026-12-05
     assert len(whole.train) == 3 and len(whole.val) == 1
     none = L.build_setup(_cfg(disc_set, validation="none"))
     assert len(none.train) == 4 and not none.val
@@ -346,6 +349,10 @@ def test_region_validation_trains_on_every_image(disc_set, tmp_path):
     assert len(prov["train_images"]) == 4 and prov["val_images"] == prov["train_images"]
     with pytest.raises(Exception, match="unknown validation"):
         _cfg(disc_set, validation="tiles").validate()
+    # Images too small for a band (25 % of 48 px < 16 px) would leave nothing to validate: whole images do.
+    small = write_disc_set(tmp_path / "small", n=3, size=48)
+    tiny = L.build_setup(TrainConfig(images=str(small[0]), masks=str(small[1]), validation="regions"))
+    assert len(tiny.val) == 1 and len(tiny.train) == 2 and tiny.split.startswith("images too small for validation")
 
 
 def test_validation_f1_is_evaluates_f1(disc_set, tmp_path, tiny_checkpoint):

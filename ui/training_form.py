@@ -16,8 +16,8 @@ OTHER = "Another folder…"
 TIMM = "ImageNet encoder (timm)…"
 TILE_SIZES = [64, 128, 192, 256, 384, 512]
 GPU_AUTOSIZE = "On a GPU this is a floor: training raises it to what free GPU memory holds (256 px tiles)."
-VALIDATION_HELP = {"image": "whole images (a quarter of them) validate and never train",
-                   "regions": "every image trains; a band of each validates",
+VALIDATION_HELP = {"regions": "every image trains; a band of each validates",
+                   "image": "whole images (a quarter of them) validate and never train",
                    "none": "every pixel trains for the whole budget; no selection"}
 DOWNSAMPLES = [None, 1.0, 2.0, 4.0]
 DOWNSAMPLE_HELP = {None: "auto (the base's own; native from scratch)", 1.0: "native", 2.0: "half (2x shrink)",

@@ -93,7 +93,7 @@ def main() -> None:
     base_name = Path(args.base).name if Path(args.base).exists() else args.base
     cfg = TrainConfig(images=str(tr_i), masks=str(tr_m), base=args.base, strategy=args.strategy,
                       minutes=args.minutes, clock=args.clock, cpu_threads=1 if args.clock == "cpu" else None,
-                      device=args.device, seed=0, val_fraction=0.2, patience=1000,
+                      device=args.device, seed=0, val_fraction=0.2, validation="image", patience=1000,
                       description=info["description"].format(base=base_name), **info["settings"])
     with timed(f"fine-tune {args.task} from {base_name} ({args.strategy}, {args.minutes} min)", log):
         run = work / "run"

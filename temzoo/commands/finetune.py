@@ -77,8 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adv.add_argument("--val-fraction", type=arg_number(0, 0.95),
                      help="share of images (or, with --validation regions, of each image) that validates (default 0.25)")
     adv.add_argument("--validation", choices=VALIDATIONS,
-                     help="model selection: whole images (image, default), a band of every image (regions: every "
-                          "label trains) or none (fixed schedule)")
+                     help="model selection: a band of every image (regions, default: every label trains), whole "
+                          "images (image) or none (fixed schedule)")
     adv.add_argument("--noise", type=arg_number(0, 1), dest="noise_probability",
                      help="fraction of tiles given Poisson noise at a random dose (default 0)")
 

@@ -23,6 +23,7 @@ def denoise_config(images: str | Path, base: str = "scratch", **overrides) -> Tr
         "strategy": "scratch" if base in ("", "scratch", None) else "full",
         "loss": "mse",
         "val_fraction": 0.25,
+        "validation": "image",  # whole held-out micrographs: a band's PSNR would depend on which edge it is
         "patience": 20,
     }
     cfg.update(overrides)

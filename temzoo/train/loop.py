@@ -130,6 +130,9 @@ def build_setup(config: TrainConfig, log: Callable[[str], None] = logger.info) -
     samples = D.prepare(raw, target, norm, downsample=downsample)
     if config.validation == "regions" and not config.val_names and config.val_fraction > 0:
         train, val, split = D.split_by_region(samples, config.val_fraction, config.seed)
+        if not val:  # every image too small for a band: whole images validate rather than no selection at all
+            train, val, split = D.split_by_image(samples, config.val_fraction, config.seed)
+            split = f"images too small for validation bands, so whole images validate: {split}"
     elif config.validation == "none" and not config.val_names:
         train, val, split = list(samples), [], ("no validation (validation none): every labelled pixel trains for the "
                                                 "whole schedule; the epoch with the lowest training loss is kept")
