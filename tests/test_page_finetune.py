@@ -51,7 +51,7 @@ def test_start_job_watch_curve_and_use_result(session):
              at.number_input(key="ft_lr").value, at.selectbox(key="ft_validation").value)
     assert shown == tuple(TrainConfig.default_of(n) for n in ("batch_size", "tile_size", "lr", "validation"))
     assert at.selectbox(key="ft_downsample").value is None  # auto: the base's own working resolution
-    at.selectbox(key="ft_validation").set_value("regions")
+    at.selectbox(key="ft_validation").set_value("image")
     at.selectbox(key="ft_downsample").set_value(2.0)
     at.number_input(key="ft_epochs").set_value(1)
     at.number_input(key="ft_batch").set_value(2)
@@ -64,7 +64,7 @@ def test_start_job_watch_curve_and_use_result(session):
     [job] = jobs.list_jobs(session / "jobs")
     cfg = jobs.read_config(job.dir)
     assert (cfg["strategy"], cfg["base"], cfg["epochs"], cfg["tile_size"]) == ("scratch", "scratch", 1, 64)
-    assert (cfg["validation"], cfg["downsample"]) == ("regions", 2.0)  # both travel with the job
+    assert (cfg["validation"], cfg["downsample"]) == ("image", 2.0)  # both travel with the job
     assert cfg["pixel_size_nm"] == 0.5  # the labelled set's recorded pixel size travels with the job
     st = jobs.wait(job.dir, timeout=180)
     assert st.state == "done", (st.error, jobs.read_log(job.dir))
