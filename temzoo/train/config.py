@@ -63,7 +63,7 @@ class TrainConfig:
     # (temzoo.train.data.split_by_region); "image" holds out whole images (val_fraction of them); "none" trains on
     # everything for the whole schedule and keeps the epoch with the lowest training loss. "regions" is the default
     # since 2026-12-05: with 2 or 4 labelled images it tied or beat "image" in every paired comparison but two (UO2,
-    # steel; 3 seeds each) and never left a kind of image untrained (docs/PRETRAINING_STUDY.md section 13).
+    # steel; 3 seeds each), and it trains on every labelled image (docs/PRETRAINING_STUDY.md section 13).
     validation: str = "regions"
     l2_lambda: float = 1e-4
     l2sp_alpha: float = 1e-2
