@@ -58,7 +58,7 @@ class TrainConfig:
     tile_size: int = 128
     lr: float = 3e-3
     loss: str = "bce+dice"  # or "focal" (segmentation); denoising uses "mse" (or "l1")
-    val_fraction: float = 0.25  # split by source image, never by tile
+    val_fraction: float = 0.25  # share of each image (regions) or of the images (image) that validates; never tiles
     # Model selection: "regions" trains on every image and validates on a val_fraction band of each
     # (temzoo.train.data.split_by_region); "image" holds out whole images (val_fraction of them); "none" trains on
     # everything for the whole schedule and keeps the epoch with the lowest training loss. "regions" is the default
