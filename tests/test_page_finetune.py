@@ -49,7 +49,7 @@ def test_start_job_watch_curve_and_use_result(session):
 
     shown = (at.number_input(key="ft_batch").value, at.select_slider(key="ft_tile").value,
              at.number_input(key="ft_lr").value, at.selectbox(key="ft_validation").value)
-    assert shown == tuple(TrainConfig.default_of(n) for n in ("batch_size", "tile_size", "lr", "validation"))
+    assert shown == tuple(getattr(TrainConfig, n) for n in ("batch_size", "tile_size", "lr", "validation"))
     assert at.selectbox(key="ft_downsample").value is None  # auto: the base's own working resolution
     at.selectbox(key="ft_validation").set_value("image")
     at.selectbox(key="ft_downsample").set_value(2.0)

@@ -340,7 +340,7 @@ def test_region_validation_trains_on_every_image(disc_set, tmp_path):
         assert t.image.size + v.image.size == 64 * 64 and v.image.size == 16 * 64
     assert "every image trains" in setup.split
     whole = L.build_setup(_cfg(disc_set, validation="image"))  # one whole image of 4 validates
-    assert TrainConfig.default_of("validation") == "regions"  # the default since 2026-12-05
+    assert TrainConfig.validation == "regions"  # the default since 2026-12-05
     assert len(whole.train) == 3 and len(whole.val) == 1
     none = L.build_setup(_cfg(disc_set, validation="none"))
     assert len(none.train) == 4 and not none.val

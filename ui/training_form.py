@@ -116,17 +116,17 @@ def budget_inputs(key: str, base: str | None = None, validation: bool = True) ->
         budget = {"minutes": c2.number_input("Minutes", 0.1, 600.0, 2.0, 0.5, key=f"{key}_minutes")}
     else:
         budget = {"epochs": int(c2.number_input("Epochs", 1, 1000, 10, 1, key=f"{key}_epochs"))}
-    default = TrainConfig.default_of  # the measured defaults (docs/FINETUNING.md), owned by TrainConfig
+    # TrainConfig's own defaults are the measured ones (docs/FINETUNING.md): the form repeats no number.
     with st.expander("Advanced"):
         a1, a2, a3 = st.columns(3)
-        budget["batch_size"] = int(a1.number_input("Batch size", 1, 256, default("batch_size"), key=f"{key}_batch",
+        budget["batch_size"] = int(a1.number_input("Batch size", 1, 256, TrainConfig.batch_size, key=f"{key}_batch",
                                                    help=GPU_AUTOSIZE))
-        budget["tile_size"] = int(a2.select_slider("Tile size", TILE_SIZES, default("tile_size"), key=f"{key}_tile",
+        budget["tile_size"] = int(a2.select_slider("Tile size", TILE_SIZES, TrainConfig.tile_size, key=f"{key}_tile",
                                                    help=GPU_AUTOSIZE))
-        budget["lr"] = float(a3.number_input("Learning rate", 1e-6, 1.0, default("lr"), format="%.0e",
+        budget["lr"] = float(a3.number_input("Learning rate", 1e-6, 1.0, TrainConfig.lr, format="%.0e",
                                              key=f"{key}_lr"))
         b1, b2, b3 = st.columns(3)
-        budget["seed"] = int(b1.number_input("Seed", 0, 2**31 - 1, default("seed"), key=f"{key}_seed"))
+        budget["seed"] = int(b1.number_input("Seed", 0, 2**31 - 1, TrainConfig.seed, key=f"{key}_seed"))
         budget["device"] = b2.selectbox("Device", ["auto", "cuda", "cpu"], key=f"{key}_device")
         px = b3.number_input("Pixel size (nm, 0 = from files)", 0.0, 1000.0, 0.0, format="%.4f", key=f"{key}_px")
         budget["pixel_size_nm"] = px or None
@@ -141,7 +141,7 @@ def budget_inputs(key: str, base: str | None = None, validation: bool = True) ->
                  "images whose features span many pixels train better at half resolution (docs/FINETUNING.md). "
                  "A calibrated base near the images' scale works at its own pixel size whatever is chosen here.")
         if validation:
-            budget["validation"] = st.selectbox("Validation", VALIDATIONS, VALIDATIONS.index(default("validation")),
+            budget["validation"] = st.selectbox("Validation", VALIDATIONS, VALIDATIONS.index(TrainConfig.validation),
                                                 key=f"{key}_validation", format_func=VALIDATION_HELP.get,
                                                 help="What chooses the epoch that is kept (docs/FINETUNING.md, "
                                                      "Split).")

@@ -197,7 +197,8 @@ def continued_from(folder: Path, hold_out: str) -> tuple[str, float, int]:
     from temzoo.zoo.meta import read_meta
 
     if not (folder / "temzoo.json").is_file():
-        raise SystemExit(f"error: --init {folder} is not a model folder (no temzoo.json); give an earlier stage's --out")
+        raise SystemExit(f"error: --init {folder} is not a model folder (no temzoo.json); give an earlier stage's "
+                         "--out")
     try:  # the project's validated reader: a hand-edited or broken file is refused in one line
         prov = read_meta(folder).provenance
     except TemzooError as err:

@@ -73,9 +73,8 @@ def psnr_table(result: Path, images: Path, val: list[str], device: str, corrupti
     from temzoo.predict import PredictOptions, model_maps, raw_output
     from temzoo.train import data as D
     from temzoo.train.augment import block_mask, poisson_noise
-    from temzoo.zoo import load_model
-
     from temzoo.train.config import TrainConfig
+    from temzoo.zoo import load_model
 
     ck = load_model(str(result))
     cfg = TrainConfig.from_dict(ck.meta.provenance["config"])  # the run's own mask ratio and block size
@@ -168,7 +167,8 @@ def main() -> None:
     epochs = len((Path(result) / "metrics.jsonl").read_text().splitlines())
     spent = f"{epochs} epochs" + (f" in {minutes:g} min" if minutes is not None else "")
     measure = (f"the hidden pixels ({TrainConfig.mask_patch} px blocks, a share of {TrainConfig.mask_ratio:g}) "
-               "filled by the net, against the same pixels left at the image mean" if masked else "Poisson noise at " + ", ".join(f"{d:g}" for d in DOSES)
+               "filled by the net, against the same pixels left at the image mean" if masked
+               else "Poisson noise at " + ", ".join(f"{d:g}" for d in DOSES)
                + " counts/px; mean PSNR gain over the noisy input")
     prov = {
         "metrics": {"psnr_gain_db": round(sum(gains) / len(gains), 3)},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from temzoo.errors import TemzooError
@@ -118,14 +118,6 @@ class TrainConfig:
     class_kind: str | None = None  # "objects" or "network" (boundaries, lines); None: read off the training masks
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def default_of(cls, name: str) -> Any:
-        """A field's default, so that forms and CLIs show the measured defaults without repeating them."""
-        f = next((f for f in fields(cls) if f.name == name), None)
-        if f is None or f.default is MISSING:  # unknown, required, or a mutable default built per instance
-            raise KeyError(f"TrainConfig has no plain default for {name!r}")
-        return f.default
 
     def __post_init__(self) -> None:
         if isinstance(self.dose_range, list):
